@@ -1,0 +1,324 @@
+"""The Recommender contract every model implements, and the artifact format they share.
+
+A model learns from a ``Dataset`` and then scores *histories*: rows of a user x item sparse
+matrix. Known users may also pass their training index so factor models use learned factors;
+a user the model never saw (index -1) is scored by ``fold_in`` from the history alone. The
+same ``recommend`` does exclusion, attribute filters and top-k for every model.
+
+Artifacts are a directory: ``model.json`` (class, params, meta) plus one ``.npy`` per array
+(sparse matrices as ``name.data/indices/indptr/shape``), so they load with ``mmap_mode='r'`` and
+several server workers share one copy of the arrays. No pickle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+import recstack
+from recstack.data.dataset import Dataset
+from recstack.data.idmap import IdMap
+
+SCORE_BATCH = 1024  # rows scored densely at once; bounds memory at SCORE_BATCH x n_items floats
+
+
+@dataclass
+class ArtifactMeta:
+    """What a trained model is: its config, the data it saw, how well it did, what built it."""
+
+    model: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""
+    n_users: int = 0
+    n_items: int = 0
+    n_interactions: int = 0
+    train_seconds: float = 0.0
+    trained_at: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model's numbers."""
+    out = {"recstack": recstack.__version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "implicit", "faiss", "torch", "sentence_transformers"):
+        try:
+            out[mod] = str(importlib.import_module(mod).__version__)
+        except Exception:  # noqa: BLE001 - optional library absent or without a version
+            continue
+    return out
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score matrix, best first; ``-inf`` entries become index -1.
+
+    >>> idx, val = top_k(np.array([[0.1, 0.9, -np.inf, 0.5]]), 3)
+    >>> idx.tolist(), val.round(2).tolist()
+    ([[1, 3, 0]], [[0.9, 0.5, 0.1]])
+    >>> top_k(np.array([[1.0, -np.inf]]), 2)[0].tolist()
+    [[0, -1]]
+    """
+    n, m = scores.shape
+    k = max(0, min(k, m))
+    if k == 0:
+        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0), dtype=np.float32)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    vals = np.take_along_axis(vals, order, axis=1).astype(np.float32)
+    idx[~np.isfinite(vals) & (vals < 0)] = -1
+    return idx, vals
+
+
+def as_histories(histories: sp.spmatrix | np.ndarray, n_items: int) -> sp.csr_matrix:
+    """Coerce histories to float32 CSR with ``n_items`` columns (extra columns dropped)."""
+    h = sp.csr_matrix(histories, dtype=np.float32)
+    if h.shape[1] > n_items:
+        h = h[:, :n_items]
+    elif h.shape[1] < n_items:
+        h = sp.csr_matrix((h.data, h.indices, h.indptr), shape=(h.shape[0], n_items))
+    return h
+
+
+class Recommender(ABC):
+    """Base of every model. Subclasses set ``name``, ``defaults`` and implement
+    ``_fit``, ``score``, ``similar_items`` (or ``item_vectors``) and ``_state``/``_set_state``."""
+
+    name: ClassVar[str] = "base"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.defaults)}")
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.users: IdMap = IdMap()
+        self.items: IdMap = IdMap()
+        self.meta = ArtifactMeta(model=self.name, params=dict(self.params))
+
+    # ---- training ------------------------------------------------------------------------------
+    def fit(self, dataset: Dataset, progress: bool = False) -> Self:
+        """Learn from ``dataset``; records meta (fingerprint, sizes, seconds, versions)."""
+        start = time.perf_counter()
+        self.users, self.items = dataset.users, dataset.items
+        self._fit(dataset, progress=progress)
+        self.meta = ArtifactMeta(
+            model=self.name,
+            params=dict(self.params),
+            data_fingerprint=dataset.fingerprint,
+            n_users=dataset.n_users,
+            n_items=dataset.n_items,
+            n_interactions=dataset.n_interactions,
+            train_seconds=round(time.perf_counter() - start, 3),
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions=library_versions(),
+        )
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset, progress: bool = False) -> None: ...
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    # ---- scoring -------------------------------------------------------------------------------
+    @abstractmethod
+    def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Dense float32 scores ``(n, n_items)`` for ``n`` histories.
+
+        ``users`` are the rows' training indices (-1 for users the model never saw); models with
+        per-user parameters use them for known users and fold in the history for the rest.
+        """
+
+    def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        """Representation of users from their histories alone (default: scores themselves)."""
+        return self.score(as_histories(histories, self.n_items), None)
+
+    def recommend(
+        self,
+        histories: sp.spmatrix | np.ndarray,
+        k: int = 10,
+        *,
+        users: np.ndarray | None = None,
+        exclude: sp.spmatrix | None = None,
+        exclude_seen: bool = True,
+        item_mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores per history row, best first.
+
+        Args:
+            histories: ``(n, n_items)`` sparse matrix of past interactions.
+            users: training indices of the rows (-1 unknown), or None to fold in all.
+            exclude: extra items per row never to return (sparse, nonzero = excluded).
+            exclude_seen: drop items in the history.
+            item_mask: boolean ``(n_items,)`` (same for all rows) or ``(n, n_items)``; only
+                true items may be returned (attribute filters, active items).
+
+        Returns ``(idx, scores)`` of shape ``(n, k)``; rows with fewer than k eligible items are
+        padded with index -1 and score ``-inf``.
+        """
+        h = as_histories(histories, self.n_items)
+        n = h.shape[0]
+        if users is not None:
+            users = np.asarray(users, dtype=np.int64)
+            if users.shape != (n,):
+                raise ValueError("users must have one entry per history row")
+        ex = as_histories(exclude, self.n_items) if exclude is not None else None
+        out_idx = np.full((n, k), -1, dtype=np.int64)
+        out_val = np.full((n, k), -np.inf, dtype=np.float32)
+        for lo in range(0, n, SCORE_BATCH):
+            hi = min(n, lo + SCORE_BATCH)
+            s = np.array(self.score(h[lo:hi], None if users is None else users[lo:hi]), dtype=np.float32)
+            if exclude_seen:
+                _mask_sparse(s, h[lo:hi])
+            if ex is not None:
+                _mask_sparse(s, ex[lo:hi])
+            if item_mask is not None:
+                mask = np.asarray(item_mask, dtype=bool)
+                if mask.ndim == 1:
+                    s[:, ~mask] = -np.inf
+                else:
+                    s[~mask[lo:hi]] = -np.inf
+            idx, val = top_k(s, k)
+            out_idx[lo:hi, : idx.shape[1]] = idx
+            out_val[lo:hi, : val.shape[1]] = val
+        return out_idx, out_val
+
+    def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k most similar items to each of ``items`` (the item itself excluded)."""
+        items = np.asarray(items, dtype=np.int64)
+        sims = self.item_similarity(items)
+        sims[np.arange(len(items)), items] = -np.inf
+        return top_k(sims, k)
+
+    def item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Dense ``(len(items), n_items)`` similarity of ``items`` to every item.
+
+        Default: score a one-item history; factor and item-item models override with a
+        proper similarity.
+        """
+        rows = np.arange(len(items))
+        h = sp.csr_matrix((np.ones(len(items), np.float32), (rows, items)), shape=(len(items), self.n_items))
+        return np.array(self.score(h, None), dtype=np.float32)
+
+    def explain(self, history: sp.csr_matrix, item: int, top: int = 3) -> list[tuple[int, float]]:
+        """History items that contributed most to recommending ``item``: ``[(item_idx, weight)]``.
+
+        Default: similarity of ``item`` to each history item times the history weight.
+        """
+        h = as_histories(history, self.n_items)
+        if h.nnz == 0:
+            return []
+        sims = self.item_similarity(np.array([item]))[0]
+        contrib = sims[h.indices] * h.data
+        order = np.argsort(-contrib)[:top]
+        return [(int(h.indices[j]), float(contrib[j])) for j in order if contrib[j] > 0]
+
+    # ---- persistence ---------------------------------------------------------------------------
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        """Arrays that define the fitted model."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
+        """Restore from ``_state()`` output (arrays may be read-only memory maps)."""
+
+    def save(self, directory: Path | str) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays: list[str] = []
+        sparse: list[str] = []
+        for key, value in self._state().items():
+            if sp.issparse(value):
+                csr = sp.csr_matrix(value)
+                for part in ("data", "indices", "indptr"):
+                    np.save(d / f"{key}.{part}.npy", getattr(csr, part))
+                np.save(d / f"{key}.shape.npy", np.asarray(csr.shape, dtype=np.int64))
+                sparse.append(key)
+            else:
+                np.save(d / f"{key}.npy", np.ascontiguousarray(value))
+                arrays.append(key)
+        self.users.save(d / "users.json")
+        self.items.save(d / "items.json")
+        manifest = {
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "name": self.name,
+            "params": self.params,
+            "arrays": arrays,
+            "sparse": sparse,
+            "meta": asdict(self.meta),
+        }
+        (d / "model.json").write_text(json.dumps(manifest, indent=2, default=str))
+        return d
+
+    @classmethod
+    def load(cls, directory: Path | str, mmap: bool = True) -> Recommender:
+        """Load any saved model (the class comes from ``model.json``); arrays memory-mapped."""
+        d = Path(directory)
+        manifest = json.loads((d / "model.json").read_text())
+        module, qual = manifest["class"].split(":")
+        klass = getattr(importlib.import_module(module), qual)
+        if not (isinstance(klass, type) and issubclass(klass, cls)):
+            raise TypeError(f"{manifest['class']} is not a {cls.__name__}")
+        model = klass(**manifest["params"])
+        mode = "r" if mmap else None
+        state: dict[str, np.ndarray | sp.csr_matrix] = {
+            key: np.load(d / f"{key}.npy", mmap_mode=mode) for key in manifest["arrays"]
+        }
+        for key in manifest["sparse"]:
+            parts = [np.load(d / f"{key}.{p}.npy", mmap_mode=mode) for p in ("data", "indices", "indptr")]
+            shape = tuple(int(x) for x in np.load(d / f"{key}.shape.npy"))
+            state[key] = sp.csr_matrix(tuple(parts), shape=shape, copy=False)
+        model.users = IdMap.load(d / "users.json")
+        model.items = IdMap.load(d / "items.json")
+        model.meta = ArtifactMeta(**manifest["meta"])
+        model._set_state(state)
+        return model
+
+
+class FactorRecommender(Recommender):
+    """A model whose scores are ``user_vector . item_vector`` (ALS, BPR, two-tower, content).
+
+    The serving engine uses ``item_vectors`` with an ANN index and ``user_vectors`` per request.
+    """
+
+    @abstractmethod
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` float32 item vectors."""
+
+    @abstractmethod
+    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """``(n, d)`` float32 user vectors: learned for known users, folded in for the rest."""
+
+    def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        return self.user_vectors(as_histories(histories, self.n_items), None)
+
+    def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        return self.user_vectors(histories, users) @ np.asarray(self.item_vectors()).T
+
+    def item_similarity(self, items: np.ndarray) -> np.ndarray:
+        v = np.asarray(self.item_vectors(), dtype=np.float32)
+        norms = np.linalg.norm(v, axis=1)
+        norms[norms == 0] = 1.0
+        return (v[items] / norms[items, None]) @ (v / norms[:, None]).T
+
+
+def _mask_sparse(scores: np.ndarray, mask: sp.csr_matrix) -> None:
+    """Set ``scores[r, c] = -inf`` wherever ``mask`` has an entry."""
+    rows = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
+    scores[rows, mask.indices] = -np.inf

@@ -1,0 +1,99 @@
+"""Settings from environment variables (prefix ``RECSTACK_``) or a TOML file.
+
+``RECSTACK_HOME`` holds everything recstack writes by default: the SQLite store, model
+artifacts and the MLflow backend. ``RECSTACK_CONFIG`` may name a TOML file whose keys are
+the field names below; environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of recstack; build one per app or command, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTACK_", extra="ignore")
+
+    home: Path = Field(default=Path(".recstack"), description="Directory for store, artifacts, MLflow.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under home if unset.")
+    redis_url: str | None = Field(default=None, description="Redis URL for shared cache and rate limits.")
+    mlflow_tracking_uri: str | None = Field(default=None, description="MLflow server; local SQLite if unset.")
+    model_name: str = Field(default="recstack", description="Registered model name served by default.")
+    serving_alias: str = Field(default="champion", description="Registry alias the server loads.")
+    auth_enabled: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=6000, ge=1)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    cache_ttl_seconds: int = Field(default=60, ge=0)
+    ann_threshold_items: int = Field(default=20_000, ge=0, description="Use FAISS HNSW above this.")
+    history_days: int | None = Field(default=None, description="Only load this many days of history.")
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 1.0,
+            "click": 1.0,
+            "start": 2.0,
+            "bookmark": 2.0,
+            "complete": 4.0,
+            "purchase": 4.0,
+            "rate": 1.0,
+        }
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("RECSTACK_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    @property
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL: ``database_url`` or a SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'recstack.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: the configured server or a SQLite file under ``home``."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with some fields replaced (validated)."""
+        return Settings(**{**self.model_dump(), **values})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment (cached; tests build their own)."""
+    return Settings()
