@@ -20,17 +20,29 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from recstack.data.weights import DEFAULT_EVENT_WEIGHTS, EventWeighting
+
 
 class Settings(BaseSettings):
     """Every knob of recstack; build one per app or command, never at import time."""
 
     model_config = SettingsConfigDict(env_prefix="RECSTACK_", extra="ignore")
 
-    home: Path = Field(default=Path(".recstack"), description="Directory for store, artifacts, MLflow.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under home if unset.")
-    redis_url: str | None = Field(default=None, description="Redis URL for shared cache and rate limits.")
-    mlflow_tracking_uri: str | None = Field(default=None, description="MLflow server; local SQLite if unset.")
-    model_name: str = Field(default="recstack", description="Registered model name served by default.")
+    home: Path = Field(
+        default=Path(".recstack"), description="Directory for store, artifacts, MLflow."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under home if unset."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for shared cache and rate limits."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow server; local SQLite if unset."
+    )
+    model_name: str = Field(
+        default="recstack", description="Registered model name served by default."
+    )
     serving_alias: str = Field(default="champion", description="Registry alias the server loads.")
     auth_enabled: bool = True
     cors_origins: list[str] = Field(default_factory=list)
@@ -38,17 +50,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     cache_ttl_seconds: int = Field(default=60, ge=0)
     ann_threshold_items: int = Field(default=20_000, ge=0, description="Use FAISS HNSW above this.")
-    history_days: int | None = Field(default=None, description="Only load this many days of history.")
+    history_days: int | None = Field(
+        default=None, description="Only load this many days of history."
+    )
     event_weights: dict[str, float] = Field(
-        default_factory=lambda: {
-            "view": 1.0,
-            "click": 1.0,
-            "start": 2.0,
-            "bookmark": 2.0,
-            "complete": 4.0,
-            "purchase": 4.0,
-            "rate": 1.0,
-        }
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
+        description="Weight per event type when building the training matrix.",
     )
 
     @classmethod
@@ -83,6 +90,10 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def weighting(self) -> EventWeighting:
+        """The EventWeighting these settings describe."""
+        return EventWeighting(type_weight=dict(self.event_weights))
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

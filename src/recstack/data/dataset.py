@@ -48,7 +48,9 @@ class Dataset:
         n = len(self.user_idx)
         for name in ("item_idx", "weight", "timestamp"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"Dataset.{name} has {len(getattr(self, name))} entries, expected {n}")
+                raise ValueError(
+                    f"Dataset.{name} has {len(getattr(self, name))} entries, expected {n}"
+                )
         if self.item_meta is not None and len(self.item_meta) != len(self.items):
             raise ValueError("Dataset.item_meta must have one row per item")
 
@@ -207,11 +209,16 @@ class Dataset:
     def load(cls, directory: Path, mmap: bool = False) -> Dataset:
         d = Path(directory)
         mode = "r" if mmap else None
-        arrays = {n: np.load(d / f"{n}.npy", mmap_mode=mode) for n in ("user_idx", "item_idx", "weight", "timestamp")}
+        arrays = {
+            n: np.load(d / f"{n}.npy", mmap_mode=mode)
+            for n in ("user_idx", "item_idx", "weight", "timestamp")
+        }
         meta = None
         if (d / "item_meta.jsonl").exists():
             meta = pd.read_json(d / "item_meta.jsonl", orient="records", lines=True, dtype=False)
-        return cls(IdMap.load(d / "users.json"), IdMap.load(d / "items.json"), item_meta=meta, **arrays)
+        return cls(
+            IdMap.load(d / "users.json"), IdMap.load(d / "items.json"), item_meta=meta, **arrays
+        )
 
 
 def align_item_meta(items: IdMap, frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -225,7 +232,10 @@ def align_item_meta(items: IdMap, frame: pd.DataFrame | None) -> pd.DataFrame | 
         {
             "title": f["title"] if "title" in f else None,
             "text": f["text"] if "text" in f else None,
-            "attributes": [a if isinstance(a, dict) else {} for a in (f["attributes"] if "attributes" in f else [None] * len(f))],
+            "attributes": [
+                a if isinstance(a, dict) else {}
+                for a in (f["attributes"] if "attributes" in f else [None] * len(f))
+            ],
             "active": f["active"].fillna(True).astype(bool) if "active" in f else True,
         }
     ).reset_index(drop=True)

@@ -70,7 +70,9 @@ class IdMap:
 
     def extend(self, externals: Iterable[object]) -> IdMap:
         """A new map with the unknown ids among ``externals`` appended (order kept, deduplicated)."""
-        new = [str(e) for e in dict.fromkeys(str(e) for e in externals) if str(e) not in self._index]
+        new = [
+            str(e) for e in dict.fromkeys(str(e) for e in externals) if str(e) not in self._index
+        ]
         if not new:
             return self
         return IdMap(np.concatenate([self._ids, np.asarray(new, dtype=object)]))

@@ -63,8 +63,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score matrix, best first; ``-inf`` entries become index -1.
 
     >>> idx, val = top_k(np.array([[0.1, 0.9, -np.inf, 0.5]]), 3)
-    >>> idx.tolist(), val.round(2).tolist()
-    ([[1, 3, 0]], [[0.9, 0.5, 0.1]])
+    >>> idx.tolist(), [round(float(v), 2) for v in val[0]]
+    ([[1, 3, 0]], [0.9, 0.5, 0.1])
     >>> top_k(np.array([[1.0, -np.inf]]), 2)[0].tolist()
     [[0, -1]]
     """
@@ -104,7 +104,9 @@ class Recommender(ABC):
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
         if unknown:
-            raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.defaults)}")
+            raise ValueError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.defaults)}"
+            )
         self.params: dict[str, Any] = {**self.defaults, **params}
         self.users: IdMap = IdMap()
         self.items: IdMap = IdMap()
@@ -183,7 +185,9 @@ class Recommender(ABC):
         out_val = np.full((n, k), -np.inf, dtype=np.float32)
         for lo in range(0, n, SCORE_BATCH):
             hi = min(n, lo + SCORE_BATCH)
-            s = np.array(self.score(h[lo:hi], None if users is None else users[lo:hi]), dtype=np.float32)
+            s = np.array(
+                self.score(h[lo:hi], None if users is None else users[lo:hi]), dtype=np.float32
+            )
             if exclude_seen:
                 _mask_sparse(s, h[lo:hi])
             if ex is not None:
@@ -213,7 +217,9 @@ class Recommender(ABC):
         proper similarity.
         """
         rows = np.arange(len(items))
-        h = sp.csr_matrix((np.ones(len(items), np.float32), (rows, items)), shape=(len(items), self.n_items))
+        h = sp.csr_matrix(
+            (np.ones(len(items), np.float32), (rows, items)), shape=(len(items), self.n_items)
+        )
         return np.array(self.score(h, None), dtype=np.float32)
 
     def explain(self, history: sp.csr_matrix, item: int, top: int = 3) -> list[tuple[int, float]]:
@@ -281,7 +287,9 @@ class Recommender(ABC):
             key: np.load(d / f"{key}.npy", mmap_mode=mode) for key in manifest["arrays"]
         }
         for key in manifest["sparse"]:
-            parts = [np.load(d / f"{key}.{p}.npy", mmap_mode=mode) for p in ("data", "indices", "indptr")]
+            parts = [
+                np.load(d / f"{key}.{p}.npy", mmap_mode=mode) for p in ("data", "indices", "indptr")
+            ]
             shape = tuple(int(x) for x in np.load(d / f"{key}.shape.npy"))
             state[key] = sp.csr_matrix(tuple(parts), shape=shape, copy=False)
         model.users = IdMap.load(d / "users.json")

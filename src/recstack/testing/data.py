@@ -27,7 +27,9 @@ def planted_frame(
         chosen = rng.choice(n_items, size=per_user, replace=False, p=p / p.sum())
         for j, i in enumerate(chosen):
             rows.append((f"e{u}-{i}", f"u{u}", f"i{i}", "view", np.nan, 1_600_000_000 + 60 * j))
-    inter = pd.DataFrame(rows, columns=["event_id", "user_id", "item_id", "event_type", "value", "timestamp"])
+    inter = pd.DataFrame(
+        rows, columns=["event_id", "user_id", "item_id", "event_type", "value", "timestamp"]
+    )
     inter["context"] = None
     items = pd.DataFrame(
         {
@@ -35,7 +37,8 @@ def planted_frame(
             "title": [f"Item {i} of topic {item_cluster[i]}" for i in range(n_items)],
             "text": [f"A course about topic {item_cluster[i]} number {i}" for i in range(n_items)],
             "attributes": [
-                {"genres": [f"topic{item_cluster[i]}"], "difficulty": int(i % 3)} for i in range(n_items)
+                {"genres": [f"topic{item_cluster[i]}"], "difficulty": int(i % 3)}
+                for i in range(n_items)
             ],
             "active": True,
         }
