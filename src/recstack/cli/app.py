@@ -15,6 +15,8 @@ app = typer.Typer(
 def _register() -> None:
     # Each command module registers its commands on ``app`` when imported.
     from recstack.cli import store_commands  # noqa: F401
+    from recstack.cli import model_commands  # noqa: F401
+    from recstack.cli import serve_commands  # noqa: F401
 
 
 def main() -> None:

@@ -1,1 +1,53 @@
-"""recstack.index."""
+"""Vector indexes for maximum-inner-product search over item vectors.
+
+``ExactIndex`` (numpy) is exact and the default for small catalogues; ``FaissHNSWIndex`` is an
+approximate HNSW graph for large ones. ``make_index`` picks one by size and ``load_index``
+reads back whichever was saved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recstack.index.base import VectorIndex, read_manifest
+from recstack.index.exact import ExactIndex
+from recstack.index.faiss_index import FaissHNSWIndex
+
+EXACT_THRESHOLD = 50_000  # below this many vectors exact search is fast enough and exact
+
+__all__ = [
+    "EXACT_THRESHOLD",
+    "ExactIndex",
+    "FaissHNSWIndex",
+    "VectorIndex",
+    "load_index",
+    "make_index",
+]
+
+
+def make_index(
+    vectors: np.ndarray,
+    threshold: int = EXACT_THRESHOLD,
+    *,
+    M: int = 32,  # noqa: N803 - the HNSW literature's name
+    ef_construction: int = 100,
+    ef_search: int = 128,
+) -> ExactIndex | FaissHNSWIndex:
+    """A built index over ``vectors``: exact below ``threshold`` rows, HNSW at or above it."""
+    if len(vectors) < threshold:
+        return ExactIndex().build(vectors)
+    return FaissHNSWIndex(M=M, ef_construction=ef_construction, ef_search=ef_search).build(vectors)
+
+
+def load_index(directory: Path | str, mmap: bool = True) -> ExactIndex | FaissHNSWIndex:
+    """Load an index saved by any ``VectorIndex.save`` (the kind is read from its manifest)."""
+    kinds: dict[str, type[ExactIndex] | type[FaissHNSWIndex]] = {
+        ExactIndex.kind: ExactIndex,
+        FaissHNSWIndex.kind: FaissHNSWIndex,
+    }
+    kind = str(read_manifest(Path(directory))["kind"])
+    if kind not in kinds:
+        raise ValueError(f"unknown index kind {kind!r} in {directory}; known: {sorted(kinds)}")
+    return kinds[kind].load(directory, mmap=mmap)

@@ -13,6 +13,7 @@ several server workers share one copy of the arrays. No pickle.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import platform
 import time
@@ -51,11 +52,23 @@ class ArtifactMeta:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a model's numbers."""
     out = {"recstack": recstack.__version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "implicit", "faiss", "torch", "sentence_transformers"):
-        try:
-            out[mod] = str(importlib.import_module(mod).__version__)
-        except Exception:  # noqa: BLE001 - optional library absent or without a version
-            continue
+    # read installed versions from package metadata: importing torch & co. just to ask their
+    # version would add seconds to every fit
+    distributions = {
+        "numpy": ("numpy",),
+        "scipy": ("scipy",),
+        "implicit": ("implicit",),
+        "faiss": ("faiss-cpu", "faiss-gpu", "faiss"),
+        "torch": ("torch",),
+        "sentence_transformers": ("sentence-transformers",),
+    }
+    for mod, names in distributions.items():
+        for dist in names:
+            try:
+                out[mod] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     return out
 
 

@@ -1,0 +1,134 @@
+"""``recstack serve`` (the HTTP API under uvicorn) and ``recstack keys`` (API key management)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recstack.cli.app import app
+from recstack.errors import RecstackError
+from recstack.settings import get_settings
+
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (scopes: read < write < admin).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+SCOPES = ("read", "write", "admin")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _store():  # noqa: ANN202 - recstack.store.Store, imported lazily
+    from recstack.store import Store
+
+    try:
+        return Store.from_settings(get_settings())
+    except RecstackError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. database unreachable: one clear line
+        raise _fail(f"cannot open the store: {type(exc).__name__}: {exc}") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API (recommendations, events, admin) with uvicorn.
+
+    Each worker builds its own app from the environment's settings (RECSTACK_*) and
+    memory-maps the model, so workers share its arrays. With more than one worker, set
+    RECSTACK_REDIS_URL so caches, rate limits, purges and reloads are shared between them;
+    Prometheus metrics are aggregated across workers automatically.
+    """
+    import uvicorn
+
+    settings = get_settings()
+    _store().close()  # create/migrate once before the workers start, fail fast if unreachable
+    multiproc_dir = None
+    if workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiproc_dir = tempfile.mkdtemp(prefix="recstack-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+        if not settings.redis_url:
+            Console(stderr=True).print(
+                "[yellow]warning:[/yellow] several workers without RECSTACK_REDIS_URL: each "
+                "worker has its own cache, rate limits and engine; purges and reloads reach "
+                "only the worker that receives them."
+            )
+    try:
+        uvicorn.run(
+            "recstack.serving.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    finally:
+        if multiproc_dir is not None:
+            shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="read, write or admin.")] = "read",
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    if scope not in SCOPES:
+        raise _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}", 2)
+    with _store() as store:
+        key, record = store.create_api_key(scope, name)
+    typer.echo(key)
+    Console(stderr=True).print(
+        f"created {record['scope']} key {record['prefix']}"
+        f"{' (' + name + ')' if name else ''}; store it now, it is not shown again",
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys (prefix, scope, name, created, revoked) — never the secrets."""
+    with _store() as store:
+        records = store.list_api_keys()
+    if as_json:
+        typer.echo(json.dumps(records, default=str))
+        return
+    table = Table("prefix", "scope", "name", "created", "revoked")
+    for r in records:
+        table.add_row(
+            str(r.get("prefix")),
+            str(r.get("scope")),
+            str(r.get("name") or ""),
+            str(r.get("created_at") or ""),
+            str(r.get("revoked_at") or ""),
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix.")]) -> None:
+    """Revoke a key; servers stop accepting it within a few seconds."""
+    with _store() as store:
+        revoked = store.revoke_api_key(prefix)
+    if not revoked:
+        raise _fail(f"no active key with prefix {prefix!r}")
+    typer.echo(f"revoked {prefix}")

@@ -1,0 +1,90 @@
+"""Train/test splits of a Dataset: per-user random, global temporal, and leave-last-n-out.
+
+Every split returns ``(train, test)`` Datasets that share the input's id maps (an index means
+the same user or item in both), is deterministic, and runs as array operations over all
+interactions at once (no loop per user).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recstack.data.dataset import Dataset
+
+
+def stratified_split(
+    dataset: Dataset, ratio: float = 0.75, seed: int = 42, min_interactions: int = 1
+) -> tuple[Dataset, Dataset]:
+    """Per user, a random ``ratio`` of their interactions to train and the rest to test.
+
+    Follows Microsoft Recommenders' ``python_stratified_split``: each user's interactions are
+    put in a random order (``numpy.random.seed(seed); numpy.random.rand(n)`` over the rows, in
+    the dataset's order) and ranked 1..n_u; a row goes to train when ``rank / n_u <= ratio``,
+    so a user keeps ``floor(ratio * n_u)`` in train (a single interaction lands in test). Users
+    with fewer than ``min_interactions`` interactions go to train entirely.
+
+    >>> from recstack.data.dataset import Dataset
+    >>> from recstack.data.idmap import IdMap
+    >>> ds = Dataset.from_arrays(IdMap(["a", "b"]), IdMap(list("vwxyz")),
+    ...     [0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 0, 4], [1.0] * 6, [1, 2, 3, 4, 5, 6])
+    >>> train, test = stratified_split(ds, ratio=0.75)
+    >>> train.n_interactions, test.n_interactions
+    (4, 2)
+    """
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio must be between 0 and 1, not {ratio}")
+    n = dataset.n_interactions
+    users = np.asarray(dataset.user_idx, dtype=np.int64)
+    random_key = np.random.RandomState(seed).rand(n)
+    order = np.lexsort((random_key, users))
+    counts = np.bincount(users, minlength=dataset.n_users)
+    group_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sorted_users = users[order]
+    rank = np.arange(1, n + 1) - group_start[sorted_users]
+    count = counts[sorted_users]
+    to_train = (rank / count <= ratio) | (count < min_interactions)
+    mask = np.zeros(n, dtype=bool)
+    mask[order[to_train]] = True
+    return dataset.subset(mask), dataset.subset(~mask)
+
+
+def temporal_split(dataset: Dataset, ratio: float = 0.8) -> tuple[Dataset, Dataset]:
+    """A global time cut: the earliest ``ratio`` of interactions train, the rest test.
+
+    The cut time is the timestamp of the interaction at position ``round(ratio * n)`` in time
+    order; interactions strictly before it train, the rest test. Interactions sharing a
+    timestamp always land on the same side, so train may hold slightly more or fewer than
+    ``ratio`` when times repeat.
+    """
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio must be between 0 and 1, not {ratio}")
+    ts = np.asarray(dataset.timestamp)
+    n = len(ts)
+    position = int(round(ratio * n))
+    if n == 0 or position >= n:
+        mask = np.ones(n, dtype=bool)
+    else:
+        cut = np.partition(ts, position)[position]
+        mask = ts < cut
+    return dataset.subset(mask), dataset.subset(~mask)
+
+
+def leave_last_n_out(dataset: Dataset, n: int = 1) -> tuple[Dataset, Dataset]:
+    """Each user's ``n`` most recent interactions go to test, the rest to train.
+
+    Users with ``n`` or fewer interactions stay entirely in train. Among equal timestamps the
+    later row of the dataset counts as more recent.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}")
+    users = np.asarray(dataset.user_idx, dtype=np.int64)
+    total = len(users)
+    order = np.lexsort((np.arange(total), np.asarray(dataset.timestamp), users))
+    counts = np.bincount(users, minlength=dataset.n_users)
+    group_end = np.cumsum(counts)
+    sorted_users = users[order]
+    from_end = group_end[sorted_users] - np.arange(1, total + 1)  # 0 = most recent
+    to_test = (from_end < n) & (counts[sorted_users] > n)
+    test = np.zeros(total, dtype=bool)
+    test[order[to_test]] = True
+    return dataset.subset(~test), dataset.subset(test)

@@ -1,0 +1,140 @@
+"""ContentRecommender: items are sentence embeddings of their text; users are the mean of theirs.
+
+It needs no interactions to place an item, so it covers the cold start that collaborative
+models cannot: a catalogue item added a second ago (``add_items``) is recommendable and has
+neighbours at once, and free text can be searched semantically (``encode_query``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recstack.data.dataset import Dataset
+from recstack.errors import ConfigError
+from recstack.models.base import FactorRecommender, as_histories
+from recstack.models.text_encoder import TEXT_DIM, encode_texts, item_texts
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float32.
+
+    >>> normalise_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    m = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return m / norms
+
+
+class ContentRecommender(FactorRecommender):
+    """Text-embedding recommender (all-MiniLM-L6-v2 over title, text and category words).
+
+    Item vectors are unit-length sentence embeddings, so scores and similarities are cosines.
+    A user is the normalised weighted mean of their history's item vectors (weights are the
+    history values). Known users with an empty history row fall back to the profile learned at
+    fit time, where each interaction's weight decays with its age when ``half_life_days`` is set.
+
+    Params:
+        batch_size: texts encoded per forward pass.
+        half_life_days: age at which an interaction counts half in the fitted user profiles
+            (None: no decay).
+    """
+
+    name: ClassVar[str] = "content"
+    defaults: ClassVar[dict[str, Any]] = {"batch_size": 256, "half_life_days": None}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._item_vectors = np.zeros((0, TEXT_DIM), dtype=np.float32)
+        self._user_profiles = np.zeros((0, TEXT_DIM), dtype=np.float32)
+
+    # ---- training ------------------------------------------------------------------------------
+    def _fit(self, dataset: Dataset, progress: bool = False) -> None:
+        texts = item_texts(dataset.item_meta)
+        if texts is None:
+            raise ConfigError(
+                "the content model needs item text: give items a title, text or categorical "
+                "attributes (item metadata) before fitting it"
+            )
+        self._item_vectors = encode_texts(
+            texts, batch_size=int(self.params["batch_size"]), progress=progress
+        )
+        weight = dataset.weight.astype(np.float64)
+        half_life = self.params["half_life_days"]
+        if half_life and dataset.n_interactions:
+            last_seen = np.zeros(dataset.n_users, dtype=np.int64)
+            np.maximum.at(last_seen, dataset.user_idx, dataset.timestamp)
+            age_days = (last_seen[dataset.user_idx] - dataset.timestamp) / SECONDS_PER_DAY
+            weight = weight * np.power(0.5, age_days / float(half_life))
+        profile_weights = sp.csr_matrix(
+            (weight, (dataset.user_idx, dataset.item_idx)),
+            shape=(dataset.n_users, dataset.n_items),
+        )
+        self._user_profiles = normalise_rows(profile_weights @ self._item_vectors)
+
+    # ---- vectors -------------------------------------------------------------------------------
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, 384)`` unit-length item embeddings."""
+        return self._item_vectors
+
+    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Normalised weighted mean of each history's item vectors.
+
+        A known user (``users[r] >= 0``) whose history row is empty gets the profile fitted on
+        their training interactions; an unknown user with no history gets a zero vector.
+        """
+        h = as_histories(histories, self.n_items)
+        vectors = normalise_rows(h @ self._item_vectors)
+        if users is not None:
+            users = np.asarray(users, dtype=np.int64)
+            empty = np.diff(h.indptr) == 0
+            known = (users >= 0) & (users < len(self._user_profiles))
+            fallback = np.flatnonzero(empty & known)
+            vectors[fallback] = self._user_profiles[users[fallback]]
+        return vectors
+
+    # ---- catalogue growth and search -----------------------------------------------------------
+    def add_items(self, ids: list[str], texts: list[str]) -> np.ndarray:
+        """Add (or re-describe) catalogue items from their text; returns their indices.
+
+        New ids are appended to ``items``; an id already known gets its vector replaced by the
+        embedding of the new text. Both are scored and similar-able immediately.
+        """
+        if len(ids) != len(texts):
+            raise ValueError(f"add_items got {len(ids)} ids but {len(texts)} texts")
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        new_vectors = encode_texts(list(texts), batch_size=int(self.params["batch_size"]))
+        self.items = self.items.extend(ids)
+        grown = np.zeros((len(self.items), TEXT_DIM), dtype=np.float32)
+        grown[: len(self._item_vectors)] = self._item_vectors
+        indices = self.items.indices(ids)
+        grown[indices] = new_vectors  # a repeated id keeps its last text
+        self._item_vectors = grown
+        self.meta.n_items = len(self.items)
+        return indices
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Unit-length ``(384,)`` embedding of a search query; ``item_vectors() @ q`` ranks items."""
+        return encode_texts([text], batch_size=1)[0]
+
+    def search(self, text: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and cosine scores of the ``k`` items closest to ``text``, best first."""
+        scores = self._item_vectors @ self.encode_query(text)
+        k = max(0, min(k, len(scores)))
+        order = np.argsort(-scores, kind="stable")[:k]
+        return order.astype(np.int64), scores[order].astype(np.float32)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        return {"item_vectors": self._item_vectors, "user_profiles": self._user_profiles}
+
+    def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
+        self._item_vectors = np.asarray(state["item_vectors"])
+        self._user_profiles = np.asarray(state["user_profiles"])

@@ -1,0 +1,215 @@
+"""TwoTowerRecommender: the fitted towers behind the ``FactorRecommender`` contract.
+
+After training, every item's tower output is stored as ``item_vectors`` and every known user's
+as ``user_factors``; the user tower itself is kept (as plain arrays in the artifact) because it
+is also the fold-in: a user the model never saw is scored by running it on their history with
+the out-of-vocabulary user row. Torch is imported only when a model is fitted or loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recstack.data.dataset import Dataset
+from recstack.errors import require
+from recstack.models.base import FactorRecommender, as_histories
+
+TOWER_PREFIX = "user_tower__"
+VALIDATION_HOLDOUT_SHARE = 0.2  # latest share of a validation user's items held out
+MAX_DEFAULT_THREADS = 4
+
+
+@contextmanager
+def torch_runtime(threads: int) -> Iterator[Any]:
+    """Torch with ``threads`` intra-op threads and deterministic kernels, restored afterwards."""
+    torch = require("torch", "torch")
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+
+
+class TwoTowerRecommender(FactorRecommender):
+    """Two-tower retrieval model trained with logQ-corrected in-batch sampled softmax.
+
+    Item tower: id embedding + categorical attribute tokens (``EmbeddingBag``) + a projection
+    of the frozen MiniLM embedding of the item's text -> MLP. User tower: user id embedding
+    (with an out-of-vocabulary row) + weighted mean of the user's history item embeddings ->
+    MLP. Both outputs are L2-normalised, so scores are cosines and the item vectors suit an
+    inner-product ANN index. Training stops early on NDCG@10 of a validation split carved from
+    the training data and keeps the best epoch's weights.
+
+    Params:
+        dim: size of the user and item vectors.
+        epochs, patience: maximum epochs; stop after ``patience`` epochs without a better
+            validation NDCG@10.
+        batch_size, lr, weight_decay: AdamW optimisation (each batch's items are the negatives).
+        temperature: softmax temperature applied to the cosines.
+        history_len: history items the user tower sees per training example.
+        use_text: add the item text embedding (off automatically when items have no text).
+        use_features: add categorical attribute tokens (off when there are none).
+        oov_rate: share of training examples served with the unknown-user row.
+        val_fraction: share of users whose latest items form the validation set (0: none).
+        random_state: seed of initialisation and sampling.
+        num_threads: torch threads during training (0: min(4, CPU count)).
+    """
+
+    name: ClassVar[str] = "two_tower"
+    defaults: ClassVar[dict[str, Any]] = {
+        "dim": 64,
+        "epochs": 20,
+        "patience": 3,
+        "batch_size": 1024,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "temperature": 0.07,
+        "history_len": 50,
+        "use_text": True,
+        "use_features": True,
+        "oov_rate": 0.1,
+        "val_fraction": 0.1,
+        "random_state": 0,
+        "num_threads": 0,
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        dim = int(self.params["dim"])
+        self._item_vectors = np.zeros((0, dim), dtype=np.float32)
+        self._user_factors = np.zeros((0, dim), dtype=np.float32)
+        self._tower_arrays: dict[str, np.ndarray] = {}
+        self._user_tower: Any = None
+        self.training_log: list[dict[str, float]] = []
+        self._fit_metrics: dict[str, float] = {}
+
+    # ---- training ------------------------------------------------------------------------------
+    def fit(self, dataset: Dataset, progress: bool = False) -> Self:
+        """Train, then record the validation NDCG@10 and best epoch in ``meta.metrics``."""
+        super().fit(dataset, progress=progress)
+        self.meta.metrics.update(self._fit_metrics)
+        return self
+
+    def _threads(self) -> int:
+        wanted = int(self.params["num_threads"])
+        return wanted if wanted > 0 else max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+
+    def _fit(self, dataset: Dataset, progress: bool = False) -> None:
+        with torch_runtime(self._threads()) as torch:
+            from recstack.models.two_tower.model import ItemTower, UserTower
+            from recstack.models.two_tower.train import (
+                TrainConfig,
+                encode_items,
+                encode_users,
+                holdout_validation,
+                train_towers,
+            )
+
+            seed = int(self.params["random_state"])
+            torch.manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            dim = int(self.params["dim"])
+            item_tower = ItemTower(dataset.n_items, dim, **self._item_inputs(dataset, progress))
+            user_tower = UserTower(dataset.n_users, dataset.n_items, dim)
+            matrix, validation = holdout_validation(
+                dataset, float(self.params["val_fraction"]), VALIDATION_HOLDOUT_SHARE, rng
+            )
+            config = TrainConfig(
+                **{k: self.params[k] for k in TrainConfig.__dataclass_fields__ if k in self.params}
+            )
+            log = train_towers(item_tower, user_tower, matrix, validation, config, rng, progress)
+            self.training_log = log.epochs
+            self._fit_metrics = {"best_epoch": float(log.best_epoch), "epochs_run": float(len(log.epochs))}
+            if validation is not None:
+                self._fit_metrics["val_ndcg@10"] = log.best_val_ndcg
+            self._item_vectors = encode_items(item_tower, dataset.n_items)
+            self._user_factors = encode_users(user_tower, dataset.matrix, np.arange(dataset.n_users))
+            self._tower_arrays = {
+                TOWER_PREFIX + key.replace(".", "__"): value.detach().numpy().copy()
+                for key, value in user_tower.state_dict().items()
+            }
+            self._user_tower = user_tower
+
+    def _item_inputs(self, dataset: Dataset, progress: bool) -> dict[str, Any]:
+        """Keyword inputs of ``ItemTower``: feature token bags and text embeddings, if used."""
+        import torch
+
+        from recstack.models.two_tower.features import ItemFeatures
+
+        inputs: dict[str, Any] = {}
+        if self.params["use_features"]:
+            features = ItemFeatures.from_meta(dataset.item_meta, dataset.n_items)
+            if features.n_tokens:
+                inputs["feature_indices"] = torch.from_numpy(features.matrix.indices.astype(np.int64))
+                inputs["feature_indptr"] = torch.from_numpy(features.matrix.indptr.astype(np.int64))
+                inputs["n_tokens"] = features.n_tokens
+        if self.params["use_text"]:
+            from recstack.models.text_encoder import encode_texts, item_texts
+
+            texts = item_texts(dataset.item_meta)
+            if texts is not None:
+                inputs["text"] = torch.from_numpy(encode_texts(texts, progress=progress))
+        return inputs
+
+    # ---- vectors -------------------------------------------------------------------------------
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, dim)`` unit-length item tower outputs."""
+        return self._item_vectors
+
+    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """User tower outputs for the history rows.
+
+        Known users (``users[r] >= 0``) use their learned id embedding with the given history;
+        unknown users (-1) use the out-of-vocabulary row (fold-in). A known user with an empty
+        history row gets the vector learned from their training history.
+        """
+        from recstack.models.two_tower.train import encode_users
+
+        h = as_histories(histories, self.n_items)
+        n_known = len(self._user_factors)
+        ids = np.full(h.shape[0], -1, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+        ids = np.where((ids >= 0) & (ids < n_known), ids, -1)
+        with torch_runtime(self._threads()):
+            vectors = encode_users(self._user_tower, h, ids)
+        stored = np.flatnonzero((np.diff(h.indptr) == 0) & (ids >= 0))
+        vectors[stored] = self._user_factors[ids[stored]]
+        return vectors
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        return {
+            "item_vectors": self._item_vectors,
+            "user_factors": self._user_factors,
+            **self._tower_arrays,
+        }
+
+    def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
+        torch = require("torch", "torch")
+        from recstack.models.two_tower.model import UserTower
+
+        self._item_vectors = np.asarray(state["item_vectors"])
+        self._user_factors = np.asarray(state["user_factors"])
+        self._tower_arrays = {
+            k: np.asarray(v) for k, v in state.items() if k.startswith(TOWER_PREFIX)
+        }
+        weights = {
+            k[len(TOWER_PREFIX) :].replace("__", "."): torch.from_numpy(np.array(v))
+            for k, v in self._tower_arrays.items()
+        }
+        n_users_plus_oov, dim = weights["user_embedding.weight"].shape
+        n_items = weights["history_embedding.weight"].shape[0]
+        tower = UserTower(n_users_plus_oov - 1, n_items, dim)
+        tower.load_state_dict(weights)
+        tower.eval()
+        self._user_tower = tower

@@ -1,0 +1,200 @@
+"""The item catalogue as the server keeps it: ids, titles, active flags and attribute columns.
+
+Attributes are stored column-wise so filters build item masks with numpy, never per item in
+Python: every value of an attribute (or element of a list attribute) maps to the sorted array
+of item indices that carry it (a sparse membership column per value), and attributes with
+numbers also keep a float column (NaN where absent) for range filters. A catalogue is never
+mutated: ``with_item`` returns a new one, so readers holding the old one stay consistent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from recstack.data.idmap import IdMap
+
+
+def value_key(value: Any) -> str | None:
+    """Canonical key of one attribute value: numbers compare equal across int/float.
+
+    >>> value_key(3), value_key(3.0), value_key("3"), value_key(True), value_key(None)
+    ('n:3.0', 'n:3.0', 's:3', 'b:1', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return f"b:{int(value)}"
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        return None if np.isnan(number) else f"n:{number!r}"
+    return f"s:{value}"
+
+
+def numeric_value(value: Any) -> float:
+    """The number an attribute holds for range filters, NaN if it is not a number."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        return float("nan")
+    return float(value)
+
+
+def _elements(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+@dataclass(frozen=True)
+class AttributeColumn:
+    """One attribute: value key -> sorted item indices, plus a numeric column if any."""
+
+    members: dict[str, np.ndarray]
+    numbers: np.ndarray | None
+
+    def items_with(self, keys: Iterable[str], n_items: int) -> np.ndarray:
+        """Boolean mask of items carrying any of ``keys``."""
+        mask = np.zeros(n_items, dtype=bool)
+        for key in keys:
+            rows = self.members.get(key)
+            if rows is not None:
+                mask[rows] = True
+        return mask
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Items the server can return, in the engine's index order.
+
+    Attributes:
+        ids: external item id <-> engine index.
+        titles: object array of titles (None when absent).
+        active: boolean array; inactive items are only returned when a filter asks.
+        attributes: attribute name -> column.
+        raw: the attribute dict of each item (used to update an item's columns).
+    """
+
+    ids: IdMap
+    titles: np.ndarray
+    active: np.ndarray
+    attributes: dict[str, AttributeColumn]
+    raw: tuple[dict[str, Any], ...]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(
+        cls,
+        ids: IdMap,
+        titles: Sequence[str | None],
+        attributes: Sequence[dict[str, Any] | None],
+        active: Sequence[bool],
+    ) -> Catalogue:
+        """A catalogue from per-item sequences aligned with ``ids``."""
+        raw = tuple(dict(a) if isinstance(a, dict) else {} for a in attributes)
+        members: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        numeric: dict[str, dict[int, float]] = defaultdict(dict)
+        for index, attrs in enumerate(raw):
+            for name, value in attrs.items():
+                column = members[name]
+                for element in _elements(value):
+                    key = value_key(element)
+                    if key is not None:
+                        column[key].append(index)
+                number = numeric_value(value)
+                if not np.isnan(number):
+                    numeric[name][index] = number
+        n = len(ids)
+        columns: dict[str, AttributeColumn] = {}
+        for name, values in members.items():
+            numbers = None
+            if name in numeric:
+                numbers = np.full(n, np.nan)
+                numbers[list(numeric[name])] = list(numeric[name].values())
+            columns[name] = AttributeColumn(
+                {key: np.asarray(rows, dtype=np.int64) for key, rows in values.items()}, numbers
+            )
+        return cls(
+            ids=ids,
+            titles=np.asarray(list(titles), dtype=object),
+            active=np.asarray(active, dtype=bool),
+            attributes=columns,
+            raw=raw,
+        )
+
+    def title(self, index: int) -> str | None:
+        value = self.titles[index]
+        return None if value is None else str(value)
+
+    def with_item(
+        self, item_id: str, *, title: str | None, attributes: dict[str, Any], active: bool
+    ) -> tuple[Catalogue, int, bool]:
+        """A catalogue with one item added or replaced: ``(catalogue, index, is_new)``.
+
+        Cost is O(n_items) array copies plus O(values of the touched attributes), so an item
+        upsert never rebuilds the whole attribute index.
+        """
+        index = self.ids.index(item_id)
+        is_new = index < 0
+        ids, titles, act = self.ids, self.titles, self.active
+        if is_new:
+            ids = self.ids.extend([item_id])
+            index = len(ids) - 1
+            titles = np.append(titles, np.asarray([title], dtype=object))
+            act = np.append(act, bool(active))
+            raw = (*self.raw, dict(attributes))
+        else:
+            titles = titles.copy()
+            titles[index] = title
+            act = act.copy()
+            act[index] = bool(active)
+            raw = tuple(dict(attributes) if i == index else a for i, a in enumerate(self.raw))
+        n = len(ids)
+        old = {} if is_new else self.raw[index]
+        columns = dict(self.attributes)
+        for name in set(old) | set(attributes):
+            columns[name] = _updated_column(
+                columns.get(name), index, n, old.get(name), attributes.get(name)
+            )
+            if not columns[name].members and columns[name].numbers is None:
+                del columns[name]
+        for name, column in columns.items():
+            if column.numbers is not None and len(column.numbers) < n:
+                grown = np.full(n, np.nan)
+                grown[: len(column.numbers)] = column.numbers
+                columns[name] = replace(column, numbers=grown)
+        catalogue = Catalogue(ids=ids, titles=titles, active=act, attributes=columns, raw=raw)
+        return catalogue, index, is_new
+
+
+def _updated_column(
+    column: AttributeColumn | None, index: int, n_items: int, old: Any, new: Any
+) -> AttributeColumn:
+    """``column`` with item ``index`` moved from value ``old`` to value ``new``."""
+    members = dict(column.members) if column else {}
+    old_keys = {k for k in map(value_key, _elements(old)) if k is not None} if old is not None else set()
+    new_keys = {k for k in map(value_key, _elements(new)) if k is not None} if new is not None else set()
+    for key in old_keys - new_keys:
+        rows = members[key]
+        rows = rows[rows != index]
+        if len(rows):
+            members[key] = rows
+        else:
+            del members[key]
+    for key in new_keys - old_keys:
+        rows = members.get(key, np.empty(0, dtype=np.int64))
+        members[key] = np.insert(rows, np.searchsorted(rows, index), index)
+    numbers = column.numbers if column else None
+    number = numeric_value(new) if new is not None else float("nan")
+    if numbers is not None or not np.isnan(number):
+        grown = np.full(n_items, np.nan)
+        if numbers is not None:
+            grown[: len(numbers)] = numbers
+        grown[index] = number
+        numbers = grown if not np.all(np.isnan(grown)) else None
+    return AttributeColumn(members, numbers)

@@ -1,0 +1,89 @@
+"""Per-key request limits: a fixed one-minute window, counted in process or in Redis.
+
+Each API key (or client address when auth is off) may make ``limit`` requests per calendar
+minute. Over the limit the server answers 429 with ``Retry-After`` = seconds to the next
+window. With Redis the counters are shared by every worker and replica (``INCR`` + ``EXPIRE``
+in one pipeline); in process each worker counts on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a request may proceed, and when to retry if not."""
+
+    allowed: bool
+    remaining: int
+    retry_after: int
+
+
+class RateLimiter(Protocol):
+    limit: int
+
+    def hit(self, key: str) -> Decision: ...
+
+
+def _window(now: float) -> tuple[int, int]:
+    """The current window number and the whole seconds until the next one (at least 1)."""
+    window = int(now // WINDOW_SECONDS)
+    retry = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+    return window, retry
+
+
+class InProcessRateLimiter:
+    """Fixed-window counters in a dict (one process)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+        self._window = -1
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> Decision:
+        window, retry = _window(time.time())
+        with self._lock:
+            if window != self._window:
+                self._counts.clear()
+                self._window = window
+            count = self._counts.get(key, 0) + 1
+            self._counts[key] = count
+        return Decision(count <= self.limit, max(0, self.limit - count), retry)
+
+
+class RedisRateLimiter:
+    """Fixed-window counters in Redis, shared by all workers (keys expire with the window)."""
+
+    def __init__(self, url: str, limit: int, key_prefix: str = "recstack:") -> None:
+        import redis
+
+        self.limit = limit
+        self.prefix = key_prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+    def hit(self, key: str) -> Decision:
+        window, retry = _window(time.time())
+        name = f"{self.prefix}rl:{key}:{window}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(name)
+        pipe.expire(name, WINDOW_SECONDS + 1)
+        count = int(pipe.execute()[0])
+        return Decision(count <= self.limit, max(0, self.limit - count), retry)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_rate_limiter(redis_url: str | None, limit: int, key_prefix: str = "recstack:") -> RateLimiter:
+    """Redis-backed when ``redis_url`` is set, else in-process."""
+    if redis_url:
+        return RedisRateLimiter(redis_url, limit, key_prefix)
+    return InProcessRateLimiter(limit)

@@ -1,0 +1,292 @@
+"""The operations behind the routes: cached recommendations and the live write paths.
+
+Write paths always go to the store first (committed before the response) and then to the
+in-memory engine, then move the user's cache generation so no stale response is served:
+
+- events: stored (idempotent by ``event_id``), added to the users' live histories at once;
+- item upserts: stored, then added to the catalogue (and content model) at once;
+- user purge: deleted from the store, forgotten by the engine, cached responses deleted.
+
+With Redis, purges, item upserts and reloads are also broadcast to the other workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from recstack.errors import NotFoundError
+from recstack.serving.cache import variant_key
+from recstack.serving.engine import Engine
+from recstack.serving.errors import ApiError, InvalidRequestError
+from recstack.serving.filters import canonical_filter
+from recstack.serving.schemas import MAX_BATCH_EVENTS, EventIn, ItemIn, RecommendationRequest
+from recstack.serving.state import AppState, EngineSlot
+
+log = logging.getLogger("recstack.serving")
+
+
+# ---- reads ------------------------------------------------------------------------------------
+def recommendations(
+    state: AppState, user_id: str, req: RecommendationRequest, request_id: str
+) -> dict[str, Any]:
+    """The recommendation response for a user, from the cache when it is fresh."""
+    slot = state.slot
+    engine = slot.engine
+    info = engine.model_info
+    variant = variant_key(
+        info.name,
+        info.version,
+        info.registered_name,
+        req.k,
+        req.exclude_seen,
+        sorted(req.exclude),
+        canonical_filter(req.filter),
+        req.explain,
+    )
+    generation, cached = _lookup(state, user_id, variant)
+    if cached is not None:
+        state.metrics.cache_hits.inc()
+        return {**cached, "request_id": request_id}
+    state.metrics.cache_misses.inc()
+    sync_user(state, slot, user_id, generation)
+    result = engine.recommend(
+        user_id,
+        req.k,
+        exclude_seen=req.exclude_seen,
+        exclude=req.exclude,
+        filter=req.filter,
+        explain=req.explain,
+    )
+    body = {
+        "user_id": user_id,
+        "items": [_item_body(item) for item in result.items],
+        "model": info.as_dict(),
+        "cold_start": result.cold_start,
+    }
+    try:
+        state.cache.store(user_id, generation, variant, body)
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the request
+        log.exception("cache store failed")
+    return {**body, "request_id": request_id}
+
+
+def _item_body(item: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"item_id": item.item_id, "score": item.score, "title": item.title}
+    if item.explanation is not None:
+        body["explanation"] = item.explanation
+    return body
+
+
+def _lookup(state: AppState, user_id: str, variant: str | None) -> tuple[int, dict[str, Any] | None]:
+    try:
+        return state.cache.lookup(user_id, variant)
+    except Exception:  # noqa: BLE001 - without the cache, compute (and treat as unchanged)
+        log.exception("cache lookup failed")
+        return 0, None
+
+
+def fresh_user(state: AppState, user_id: str) -> None:
+    """Make sure the engine's copy of a user is current (call before reading their history)."""
+    generation, _ = _lookup(state, user_id, None)
+    sync_user(state, state.slot, user_id, generation)
+
+
+def sync_user(state: AppState, slot: EngineSlot, user_id: str, generation: int) -> None:
+    """Re-read a user's history from the store if another worker changed it."""
+    if slot.in_sync(user_id, generation) or state.store is None:
+        return
+    events = state.store.user_history(user_id)
+    if len(events) == 0:
+        slot.engine.forget_user(user_id)
+        slot.synced.pop(user_id, None)
+        return
+    ensure_items(state, slot.engine, events["item_id"].unique().tolist())
+    slot.engine.set_history(user_id, events)
+    slot.synced[user_id] = generation
+
+
+def ensure_items(state: AppState, engine: Engine, item_ids: Iterable[str]) -> list[str]:
+    """Load items the engine lacks from the store (added by another worker); returns the
+    ids the store does not have either."""
+    missing = []
+    for item_id in item_ids:
+        if engine.has_item(item_id):
+            continue
+        record = state.store.get_item(item_id) if state.store is not None else None
+        if record is None:
+            missing.append(item_id)
+        else:
+            _apply_item(state, record)
+    return missing
+
+
+# ---- events -----------------------------------------------------------------------------------
+def post_events(state: AppState, events: list[EventIn]) -> dict[str, int]:
+    """Store events (durable before returning) and apply them to the live engine."""
+    if len(events) > MAX_BATCH_EVENTS:
+        raise ApiError(
+            413, f"a batch may hold at most {MAX_BATCH_EVENTS} events; got {len(events)}"
+        )
+    if state.store is None:
+        raise ApiError(503, "no store connected: events cannot be stored")
+    slot = state.slot
+    frame = _event_frame(events)
+    missing = ensure_items(state, slot.engine, frame["item_id"].unique().tolist())
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InvalidRequestError(
+            f"unknown item id(s) {shown}{more}: create items with PUT /v1/items/{{item_id}} first"
+        )
+    inserted = state.store.add_events(frame)
+    duplicates = len(events) - inserted
+    state.metrics.events.labels("inserted").inc(inserted)
+    state.metrics.events.labels("duplicate").inc(duplicates)
+    if inserted:
+        _apply_events(state, slot, frame, all_new=inserted == len(frame))
+    return {"accepted": len(events), "inserted": inserted, "duplicates": duplicates}
+
+
+def _event_frame(events: list[EventIn]) -> pd.DataFrame:
+    now = int(time.time())
+    seen: set[str] = set()
+    rows = []
+    for event in events:
+        event_id = event.event_id or uuid.uuid4().hex
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        rows.append(
+            (
+                event_id,
+                event.user_id,
+                event.item_id,
+                event.event_type,
+                float("nan") if event.value is None else float(event.value),
+                now if event.timestamp is None else _epoch(event.timestamp),
+                event.context,
+            )
+        )
+    columns = ["event_id", "user_id", "item_id", "event_type", "value", "timestamp", "context"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _epoch(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _apply_events(state: AppState, slot: EngineSlot, frame: pd.DataFrame, all_new: bool) -> None:
+    engine = slot.engine
+    if all_new:
+        kept = frame
+        if engine.history_since is not None:
+            kept = frame[frame["timestamp"] >= engine.history_since]
+        engine.apply_events(
+            kept["user_id"].tolist(),
+            kept["item_id"].tolist(),
+            kept["event_type"].tolist(),
+            [None if v != v else v for v in kept["value"].tolist()],
+        )
+    users = frame["user_id"].unique().tolist()
+    try:
+        generations = [state.cache.invalidate(user) for user in users]
+    except Exception:  # noqa: BLE001 - keep the engine right even if the cache is down
+        log.exception("cache invalidation failed")
+        generations = [(0, 0)] * len(users)
+    for user, (previous, new) in zip(users, generations, strict=True):
+        if all_new and slot.in_sync(user, previous):
+            slot.synced[user] = new
+        else:
+            slot.synced.pop(user, None)
+            sync_user(state, slot, user, new)
+
+
+# ---- items and users --------------------------------------------------------------------------
+def upsert_item(state: AppState, item_id: str, body: ItemIn) -> dict[str, Any]:
+    """Store an item (fields left out keep their stored value), then serve it at once."""
+    if state.store is None:
+        raise ApiError(503, "no store connected: items cannot be stored")
+    given = body.model_fields_set
+    record = state.store.upsert_item(
+        item_id,
+        title=body.title if "title" in given else None,
+        text=body.text if "text" in given else None,
+        attributes=body.attributes if "attributes" in given else None,
+        active=body.active,
+    )
+    _apply_item(state, record)
+    if state.broadcast is not None:
+        state.broadcast.publish("item", item=item_id)
+    return record
+
+
+def _apply_item(state: AppState, record: dict[str, Any]) -> None:
+    def change(engine: Engine) -> None:
+        engine.upsert_item(
+            record["item_id"],
+            title=record.get("title"),
+            text=record.get("text"),
+            attributes=dict(record.get("attributes") or {}),
+            active=bool(record.get("active", True)),
+        )
+
+    state.apply_change(change)
+
+
+def purge_user(state: AppState, user_id: str) -> int:
+    """Erase a user from store, engine and cache; returns the events deleted.
+
+    Raises NotFoundError when neither the store nor the engine knows the user.
+    """
+    deleted, stored = 0, False
+    if state.store is not None:
+        try:
+            deleted, stored = state.store.delete_user(user_id), True
+        except NotFoundError:
+            pass
+    engine = state.engine
+    known = engine.histories.knows(user_id) or engine.known_to_model(user_id)
+    _forget(state, user_id)
+    state.cache.purge(user_id)
+    if state.broadcast is not None:
+        state.broadcast.publish("purge", user=user_id)
+    if not stored and not known:
+        raise NotFoundError(f"unknown user {user_id!r}")
+    return deleted
+
+
+def _forget(state: AppState, user_id: str) -> None:
+    state.apply_change(lambda engine: engine.forget_user(user_id))
+    state.slot.synced.pop(user_id, None)
+
+
+def apply_broadcast(state: AppState, message: dict[str, Any]) -> None:
+    """Apply another worker's change to this worker's engine."""
+    kind = message.get("kind")
+    if not state.loaded:
+        return
+    if kind == "purge":
+        _forget(state, str(message["user"]))
+    elif kind == "item" and state.store is not None:
+        record = state.store.get_item(str(message["item"]))
+        if record is not None:
+            _apply_item(state, record)
+    elif kind == "reload":
+        threading.Thread(target=_reload_quietly, args=(state,), daemon=True).start()
+
+
+def _reload_quietly(state: AppState) -> None:
+    try:
+        state.reload()
+    except Exception:  # noqa: BLE001 - logged; the old engine keeps serving
+        log.exception("reload requested by another worker failed")

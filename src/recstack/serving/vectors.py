@@ -1,0 +1,128 @@
+"""Top-k inner-product search over item vectors, exact or approximate, with an item mask.
+
+Up to ``ann_threshold`` items the scores are one BLAS matrix-vector product over the (memory
+mapped) vectors. Above it a FAISS HNSW index answers, the mask applied inside the graph walk;
+if the approximate answer holds fewer than k eligible items while k exist, the eligible items
+are scored exactly, so a filter never shortens the list. Items added after the index was built
+(new catalogue items) sit in a small exact *tail* searched alongside. Searches never mutate
+shared state; ``with_added`` returns a new search object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from recstack.models.base import top_k
+
+@dataclass(frozen=True)
+class ItemVectorSearch:
+    """Inner-product search over ``vectors`` (rows = item positions) plus an exact tail."""
+
+    vectors: np.ndarray
+    index: Any = None
+    tail: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ann_threshold: int) -> ItemVectorSearch:
+        """Exact search up to ``ann_threshold`` items, FAISS HNSW above it."""
+        index = None
+        if len(vectors) > ann_threshold:
+            from recstack.index import make_index
+
+            index = make_index(np.ascontiguousarray(vectors, dtype=np.float32), ann_threshold)
+        dim = vectors.shape[1] if vectors.ndim == 2 else 0
+        return cls(vectors, index, np.zeros((0, dim), dtype=np.float32))
+
+    @property
+    def n_items(self) -> int:
+        return len(self.vectors) + len(self.tail)
+
+    @property
+    def approximate(self) -> bool:
+        return self.index is not None
+
+    def with_added(self, vectors: np.ndarray) -> ItemVectorSearch:
+        """A search that also covers ``vectors`` (appended at the next positions)."""
+        added = np.asarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
+        return replace(self, tail=np.vstack([self.tail, added]))
+
+    def with_replaced(self, position: int, vector: np.ndarray) -> ItemVectorSearch:
+        """A search where the item at ``position`` (a tail item) has a new vector."""
+        base = len(self.vectors)
+        if position < base:
+            return self
+        tail = self.tail.copy()
+        tail[position - base] = vector
+        return replace(self, tail=tail)
+
+    def vector(self, position: int) -> np.ndarray:
+        base = len(self.vectors)
+        return self.vectors[position] if position < base else self.tail[position - base]
+
+    def scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Exact scores of ``query`` for some item positions."""
+        positions = np.asarray(positions, dtype=np.int64)
+        base = len(self.vectors)
+        out = np.empty(len(positions), dtype=np.float32)
+        head = positions < base
+        out[head] = np.asarray(self.vectors[positions[head]]) @ query
+        if (~head).any():
+            out[~head] = self.tail[positions[~head] - base] @ query
+        return out
+
+    def search(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` positions and scores for one query; only ``mask``-true positions."""
+        query = np.asarray(query, dtype=np.float32).ravel()
+        n = self.n_items
+        if mask is not None and len(mask) < n:
+            mask = np.concatenate([mask, np.zeros(n - len(mask), dtype=bool)])
+        eligible = n if mask is None else int(np.count_nonzero(mask[:n]))
+        want = min(k, eligible)
+        if want == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        if self.index is None:
+            scores = np.asarray(self.vectors) @ query
+            if len(self.tail):
+                scores = np.concatenate([scores, self.tail @ query])
+            if mask is not None:
+                scores = np.where(mask[:n], scores, -np.inf)
+            return _best(scores, want)
+        idx, val = self._approximate(query, want, mask)
+        if len(idx) < want:
+            positions = np.arange(n) if mask is None else np.flatnonzero(mask[:n])
+            exact = self.scores(query, positions)
+            order, val = _best(exact, want)
+            idx = positions[order]
+        return idx, val
+
+    def _approximate(
+        self, query: np.ndarray, want: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        base = len(self.vectors)
+        head_mask = None if mask is None else mask[:base]
+        idx, val = self.index.search(query[None, :], want, mask=head_mask)
+        idx, val = np.asarray(idx[0], dtype=np.int64), np.asarray(val[0], dtype=np.float32)
+        keep = idx >= 0
+        if head_mask is not None:
+            keep &= head_mask[np.where(keep, idx, 0)]
+        idx, val = idx[keep], val[keep]
+        if len(self.tail):
+            tail_pos = np.arange(base, self.n_items)
+            if mask is not None:
+                tail_pos = tail_pos[mask[base:]]
+            idx = np.concatenate([idx, tail_pos])
+            val = np.concatenate([val, self.tail[tail_pos - base] @ query])
+        order = np.argsort(-val, kind="stable")[:want]
+        return idx[order], val[order]
+
+
+def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    idx, val = top_k(np.asarray(scores, dtype=np.float32)[None, :], k)
+    idx, val = idx[0], val[0]
+    keep = idx >= 0
+    return idx[keep], val[keep]

@@ -1,0 +1,157 @@
+"""``Store``: the event and metadata store on SQLite (WAL) or PostgreSQL, as one facade.
+
+The work happens in single-purpose modules (``ingest``, ``snapshot``, ``stats``,
+``repository``, ``keys``, ``migrate``); ``Store`` only holds the engine and forwards to them,
+so the CLI, the server and tests all go through the same code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from recstack.data.dataset import Dataset
+from recstack.data.weights import EventWeighting
+from recstack.settings import Settings
+from recstack.store import keys, repository
+from recstack.store.engine import create_store_engine
+from recstack.store.ingest import IngestResult
+from recstack.store.ingest import ingest as _ingest
+from recstack.store.migrate import upgrade_to_head
+from recstack.store.snapshot import snapshot as _snapshot
+from recstack.store.stats import store_stats
+
+if TYPE_CHECKING:
+    from recstack.data.loaders import LoadedData
+
+
+class Store:
+    """The event/metadata store on SQLite (WAL) or PostgreSQL.
+
+    >>> store = Store("sqlite://")  # in memory
+    >>> store.migrate()
+    >>> store.stats()["interactions"]
+    0
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_store_engine(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store ``settings`` point at, created and migrated to the newest schema."""
+        if not settings.database_url:
+            settings.ensure_home()
+        store = cls(settings.store_url)
+        store.migrate()
+        return store
+
+    @property
+    def database(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- schema, bulk paths -------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (idempotent, safe to call at every start)."""
+        upgrade_to_head(self.engine)
+
+    def ingest(
+        self, data: LoadedData, *, progress: bool = False, chunk_size: int = 500_000
+    ) -> IngestResult:
+        """Upsert users and items, then insert interactions new by event_id, in one transaction.
+
+        Re-ingesting the same data adds nothing; any failure leaves the store as it was.
+        Catalogue items update their title/text/attributes where the new row gives them.
+        """
+        return _ingest(self.engine, data, progress=progress, chunk_size=chunk_size)
+
+    def snapshot(
+        self,
+        weighting: EventWeighting | None = None,
+        *,
+        since: int | None = None,
+        progress: bool = False,
+    ) -> Dataset:
+        """Every user, item and (weighted) interaction as a Dataset for training."""
+        return _snapshot(self.engine, weighting, since=since, progress=progress)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, density/sparsity, event types and time range (see ``stats.store_stats``)."""
+        return store_stats(self.engine)
+
+    # ---- online operations --------------------------------------------------------------------
+    def add_events(self, events: pd.DataFrame, *, create_items: bool = False) -> int:
+        """Store new events durably; returns how many were new (see ``repository.add_events``)."""
+        return repository.add_events(self.engine, events, create_items=create_items)
+
+    def upsert_item(
+        self,
+        item_id: str,
+        *,
+        title: str | None = None,
+        text: str | None = None,
+        attributes: dict | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        """Create or update one item; fields left as None keep their stored value."""
+        return repository.upsert_item(
+            self.engine, item_id, title=title, text=text, attributes=attributes, active=active
+        )
+
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        """``{"item_id","title","text","attributes","active","created_at","updated_at"}``."""
+        return repository.get_item(self.engine, item_id)
+
+    def items_frame(self) -> pd.DataFrame:
+        """The catalogue in canonical item columns, ordered by surrogate id."""
+        return repository.items_frame(self.engine)
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """``{"user_id","attributes","created_at","n_events"}`` or None."""
+        return repository.get_user(self.engine, user_id)
+
+    def user_history(self, user_id: str, limit: int | None = None) -> pd.DataFrame:
+        """The user's events newest first."""
+        return repository.user_history(self.engine, user_id, limit)
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase a user and their events (GDPR); returns events deleted."""
+        return repository.delete_user(self.engine, user_id)
+
+    # ---- API keys -----------------------------------------------------------------------------
+    def create_api_key(self, scope: str, name: str = "") -> tuple[str, dict[str, Any]]:
+        """A new ``rs_<prefix>_<secret>`` key (plaintext returned once) and its record."""
+        return keys.create_api_key(self.engine, scope, name)
+
+    def verify_api_key(self, key: str) -> dict[str, Any] | None:
+        """The key's record if valid and not revoked, else None."""
+        return keys.verify_api_key(self.engine, key)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """All keys' records (no secrets)."""
+        return keys.list_api_keys(self.engine)
+
+    def revoke_api_key(self, prefix: str) -> bool:
+        """Revoke a key by prefix; False if none was active."""
+        return keys.revoke_api_key(self.engine, prefix)

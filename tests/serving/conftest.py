@@ -1,0 +1,120 @@
+"""Fixtures for the serving tests: a store with planted data, fitted models, a live app.
+
+``serve`` builds the whole stack the way production does — a real Store (SQLite by default,
+PostgreSQL through ``store_url``), the engine from the store's snapshot and a fitted model,
+the FastAPI app, real API keys — and yields a ``Served`` with a TestClient and a header per
+scope. Models are fitted once per session; stores are fresh per use so tests never see each
+other's writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from recstack.data.dataset import Dataset
+from recstack.data.loaders import LoadedData
+from recstack.models.catalog import create_model
+from recstack.serving.app import create_app
+from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.loader import event_weighting
+from recstack.settings import Settings
+from recstack.store import Store
+from recstack.testing.data import planted_frame
+
+
+@dataclass
+class Served:
+    """A running app and what it was built from."""
+
+    client: TestClient
+    app: Any
+    store: Store
+    settings: Settings
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, scope: str = "read") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[scope]}"}
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.recstack
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
+
+    def recommend(self, user_id: str, **params: Any) -> dict[str, Any]:
+        response = self.client.get(
+            f"/v1/users/{user_id}/recommendations", params=params, headers=self.headers()
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def planted() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Planted interactions (200 users x 120 items, 4 topics) and the item catalogue."""
+    return planted_frame()
+
+
+@pytest.fixture(scope="session")
+def planted_ds(planted) -> Dataset:
+    inter, items = planted
+    return Dataset.from_frame(inter, items=items)
+
+
+@pytest.fixture(scope="session")
+def als_model(planted_ds):
+    return create_model("als", factors=4, iterations=10, random_state=0).fit(planted_ds)
+
+
+def fill_store(store: Store, planted: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    inter, items = planted
+    store.ingest(LoadedData(interactions=inter, items=items, source="planted"))
+
+
+@pytest.fixture
+def serve(tmp_path: Path, planted) -> Iterator[Callable[..., Any]]:
+    """``serve(model=..., content=..., store_url=..., **settings)`` -> context manager of Served."""
+
+    @contextmanager
+    def build(
+        model: Any = None,
+        *,
+        content: Any = None,
+        store_url: str | None = None,
+        key_prefix: str = "recstack:",
+        version: int | None = 1,
+        **overrides: Any,
+    ) -> Iterator[Served]:
+        home = tmp_path / f"home{len(list(tmp_path.iterdir()))}"
+        url = store_url or f"sqlite:///{home / 'store.db'}"
+        settings = Settings(home=home, database_url=url, **overrides)
+        settings.ensure_home()
+        store = Store.from_settings(settings)
+        fill_store(store, planted)
+        dataset = store.snapshot(event_weighting(settings))
+        info = ModelInfo(model.name, version, settings.model_name) if model is not None else None
+        engine = Engine.from_dataset(
+            dataset,
+            model,
+            content=content,
+            model_info=info,
+            weighting=event_weighting(settings),
+            ann_threshold=settings.ann_threshold_items,
+        )
+        keys = {scope: store.create_api_key(scope, f"test-{scope}")[0] for scope in ("read", "write", "admin")}
+        app = create_app(settings, engine, store, key_prefix=key_prefix)
+        with TestClient(app) as client:
+            yield Served(client, app, store, settings, keys)
+        store.close()
+
+    yield build

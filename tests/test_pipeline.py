@@ -1,0 +1,113 @@
+"""The training pipeline end to end: store snapshot -> evaluate -> fit -> MLflow -> alias."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recstack.data.loaders import LoadedData
+from recstack.data.splits import stratified_split
+from recstack.errors import ConfigError, DataError
+from recstack.pipeline import (
+    evaluate_from_store,
+    load_dataset,
+    train_and_register,
+    tune_from_store,
+)
+from recstack.registry import ModelRegistry
+from recstack.settings import Settings
+from recstack.store import Store
+from recstack.testing.data import planted_frame
+from recstack.tuning import tune
+
+
+def fill_store(settings: Settings, **sizes: int) -> None:
+    inter, items = planted_frame(**sizes)
+    Store.from_settings(settings).ingest(LoadedData(inter, items=items, source="planted"))
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    """A home with planted data in the SQLite store and one MLflow backend for the module."""
+    s = Settings(home=tmp_path_factory.mktemp("pipeline") / "home", model_name="courses")
+    fill_store(s, n_users=120, n_items=60, per_user=10)
+    return s
+
+
+def test_load_dataset_reads_the_store(settings):
+    data = load_dataset(settings)
+    assert (data.n_users, data.n_items, data.n_interactions) == (120, 60, 1200)
+    assert data.item_meta is not None
+
+
+def test_train_register_promote_and_rollback(settings):
+    first = train_and_register(settings, "itemknn", {"k_neighbors": 20}, promote="champion")
+    assert (first.name, first.version, first.model) == ("courses", 1, "itemknn")
+    assert first.aliases == ["champion"]
+    assert 0.0 < first.metrics["ndcg_at_10"] <= 1.0
+    assert first.metrics["train_seconds"] >= 0.0
+    assert first.params["k_neighbors"] == "20"
+
+    registry = ModelRegistry(settings)
+    run = registry.client.get_run(first.run_id)
+    assert run.data.tags["recstack.data_fingerprint"] == load_dataset(settings).fingerprint
+    assert run.data.tags["recstack.eval.protocol"] == "stratified"
+    plots = {a.path for a in registry.client.list_artifacts(first.run_id, "plots")}
+    assert plots == {
+        "plots/metrics_by_model.png",
+        "plots/metrics_vs_k.png",
+        "plots/popularity_bias.png",
+    }
+
+    second = train_and_register(settings, "popularity", evaluate=False, promote="champion")
+    assert second.version == 2
+    assert "ndcg_at_10" not in second.metrics
+    assert registry.resolve("courses", "champion").version == 2
+    assert registry.get_version("courses", 1).aliases == []
+    assert registry.rollback("courses").version == 1
+
+
+def test_registered_model_was_refit_on_all_data(settings):
+    registry = ModelRegistry(settings)
+    model = registry.load("courses", version=1)
+    data = load_dataset(settings)
+    assert model.meta.n_interactions == data.n_interactions
+    assert model.meta.metrics["ndcg_at_10"] > 0
+    idx, _ = model.recommend(data.matrix[:3], 5)
+    assert idx.shape == (3, 5)
+    assert not np.isin(idx[0], data.matrix[0].indices).any()
+
+
+def test_evaluate_from_store(settings):
+    result = evaluate_from_store(settings, ["popularity", "ease"], k=5, ks=(5, 10))
+    assert [r.name for r in result.models] == ["popularity", "ease"]
+    assert result.users_evaluated == 120
+    assert result.dataset["interactions"] == 1200
+
+
+def test_tune_from_store_never_sees_the_evaluation_test_split(settings):
+    best, value, _ = tune_from_store(settings, "ease", trials=2, seed=5, k=5)
+    train, _ = stratified_split(load_dataset(settings), ratio=0.75, seed=5)
+    same, same_value, _ = tune(train, "ease", trials=2, seed=5, k=5)
+    assert (best, value) == (same, same_value)
+
+
+def test_bad_model_is_rejected_before_anything_is_registered(settings):
+    registry = ModelRegistry(settings)
+    before = len(registry.list_versions("courses"))
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        train_and_register(settings, "ease", {"bogus": 1})
+    with pytest.raises(ConfigError, match="unknown model"):
+        train_and_register(settings, "nope")
+    assert len(registry.list_versions("courses")) == before
+
+
+def test_empty_store_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="ingest data first"):
+        train_and_register(Settings(home=tmp_path / "empty"), "popularity")
+
+
+def test_evaluate_from_store_on_both_backends(store_settings):
+    fill_store(store_settings, n_users=40, n_items=30, per_user=8)
+    result = evaluate_from_store(store_settings, ["popularity"], k=5, ks=(5,))
+    assert result.users_evaluated == 40
