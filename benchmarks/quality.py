@@ -84,9 +84,10 @@ def tune_configs(dataset: Dataset, names: list[str], args: argparse.Namespace) -
         best, value, _ = tune(train, name, args.tune, args.seed, "ndcg", args.k, args.progress)
         path = save_config(best, Path(args.configs) / f"{name}.toml", model=name)
         header = (
-            f"# Tuned with recstack.tuning.tune on {args.dataset} ({args.weighting} weighting): the "
-            f"training part of the\n# stratified {args.ratio:g} split (seed {args.seed}), re-split "
-            f"80/20 for validation; {args.tune} TPE trials (seed {args.seed}), NDCG@{args.k}.\n"
+            f"# Tuned with recstack.tuning.tune on {args.dataset} ({args.weighting} weighting): "
+            f"the training part of the\n# stratified {args.ratio:g} split (seed {args.seed}), "
+            f"re-split 80/20 for validation; {args.tune} TPE trials (seed {args.seed}), "
+            f"NDCG@{args.k}.\n"
         )
         path.write_text(header + path.read_text())
         print(f"tuned {name}: validation NDCG@{args.k} {value:.4f} -> {path}", file=sys.stderr)
@@ -155,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_line(result) + "\n")
     print(markdown_table(result))
     if args.dataset == "ml-100k" and args.k == 10:
-        print(
-            "\nReference (NDCG@10 | P@10 | R@10):\n\n| model | NDCG@10 | P@10 | R@10 |\n|---|---:|---:|---:|"
-        )
+        print("\nReference, same protocol:\n")
+        print("| model | NDCG@10 | P@10 | R@10 |\n|---|---:|---:|---:|")
         print(REFERENCE_100K)
     print(f"\n{time.perf_counter() - started:.1f} s in total")
     return 0

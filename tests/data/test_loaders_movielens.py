@@ -20,7 +20,9 @@ U_GENRE = (
 
 def make_100k(root):
     root.mkdir()
-    (root / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t242\t1\t878887116\n")
+    (root / "u.data").write_text(
+        "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t242\t1\t878887116\n"
+    )
     (root / "u.item").write_bytes(
         (
             f"242|Kolya (1996)|24-Jan-1997||http://x|{GENRE_FLAGS_TOY}\n"
@@ -129,7 +131,7 @@ def test_movielens_latest_with_header_and_tags(tmp_path):
         "tags": ["pixar", "fun"],
     }
     assert items.loc["1", "text"].endswith("Tags: pixar, fun")
-    assert items.loc["3", "title"] == "Grumpier Old Men, The, \"Director's cut\" (1995)"
+    assert items.loc["3", "title"] == 'Grumpier Old Men, The, "Director\'s cut" (1995)'
     assert items.loc["5", "attributes"] == {"genres": []}  # no year, no genres
     assert data.users is None
 

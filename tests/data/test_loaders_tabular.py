@@ -282,9 +282,7 @@ def test_derived_event_ids_are_stable_and_distinguish_repeats(tmp_path):
 
 
 def test_given_event_ids_kept_and_blank_ones_derived(tmp_path):
-    path = write(
-        tmp_path / "e.csv", "event_id,user_id,item_id,timestamp\nabc,u1,i1,1\n,u2,i2,2\n"
-    )
+    path = write(tmp_path / "e.csv", "event_id,user_id,item_id,timestamp\nabc,u1,i1,1\n,u2,i2,2\n")
     ids = load_interactions(path).interactions["event_id"].tolist()
     assert ids[0] == "abc" and len(ids[1]) == 16
 

@@ -93,3 +93,14 @@ def test_invalid_parameters() -> None:
         ItemKNNRecommender(k_neighbors=0)
     with pytest.raises(ValueError, match="shrink"):
         ItemKNNRecommender(shrink=-1.0)
+
+
+def test_sparse_and_dense_pruning_agree(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    x = sp.random(400, 60, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    monkeypatch.setattr(similarity, "DENSE_FRACTION", 2.0)  # every block takes the sparse path
+    sparse_path = cosine_topk(x, 5, shrink=1.0)
+    monkeypatch.setattr(similarity, "DENSE_FRACTION", 0.0)  # every block takes the dense path
+    dense_path = cosine_topk(x, 5, shrink=1.0)
+    np.testing.assert_allclose(sparse_path.toarray(), dense_path.toarray(), rtol=1e-6)
+    assert (np.diff(sparse_path.indptr) <= 5).all()

@@ -82,6 +82,12 @@ def fill_store(store: Store, planted: tuple[pd.DataFrame, pd.DataFrame]) -> None
 
 
 @pytest.fixture
+def fill() -> Callable[[Store, tuple[pd.DataFrame, pd.DataFrame]], None]:
+    """The function that ingests planted data into a store."""
+    return fill_store
+
+
+@pytest.fixture
 def serve(tmp_path: Path, planted) -> Iterator[Callable[..., Any]]:
     """``serve(model=..., content=..., store_url=..., **settings)`` -> context manager of Served."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recstack.cli.app import app
@@ -35,7 +36,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RecstackError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        Console(stderr=True).print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         Console(stderr=True).print("[red]interrupted[/red]")
@@ -63,18 +66,20 @@ def _model_specs(models: str | None, configs: list[Path]) -> dict[str, dict[str,
 
 @app.command("evaluate")
 def evaluate_command(
-    models: str = typer.Option(
-        None, "--models", help=f"Comma-separated model names [default: {DEFAULT_MODELS}]."
+    models: str | None = typer.Option(
+        None, "--models", help=f"Comma-separated model names (default: {DEFAULT_MODELS})."
     ),
     protocol: str = typer.Option("stratified", help="stratified, temporal or leave_last."),
     ratio: float = typer.Option(0.75, help="Share of each user's interactions used to train."),
     seed: int = typer.Option(42, help="Split seed."),
     k: int = typer.Option(10, help="Cut-off of the headline metrics."),
-    min_rating: float = typer.Option(
+    min_rating: float | None = typer.Option(
         None, "--min-rating", help="Only test interactions weighing at least this are relevant."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    out: Path = typer.Option(None, help="Report directory [default: HOME/reports/<timestamp>]."),
+    out: Path | None = typer.Option(
+        None, help="Report directory (default: HOME/reports/TIMESTAMP)."
+    ),
     config: list[Path] = typer.Option(
         [], "--config", help="Model config TOML (repeatable); adds that model with its params."
     ),
@@ -118,8 +123,10 @@ def tune_command(
     metric: str = typer.Option("ndcg", help="Metric to maximise."),
     k: int = typer.Option(10, help="Cut-off of the metric."),
     seed: int = typer.Option(42, help="Seed of the split and of the sampler."),
-    out: Path = typer.Option(None, help="Write the best config here (TOML)."),
-    config: Path = typer.Option(None, "--config", help="Fixed params (TOML) kept in every trial."),
+    out: Path | None = typer.Option(None, help="Write the best config here (TOML)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Fixed params (TOML) kept in every trial."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search a model's parameters on a validation split of the training data."""
@@ -169,15 +176,23 @@ def tune_command(
 
 @app.command("train")
 def train_command(
-    model: str = typer.Option(None, "--model", help="Model to train (or take it from --config)."),
-    config: Path = typer.Option(None, "--config", help="Model config TOML (name and params)."),
-    promote: str = typer.Option(None, "--promote", help="Alias to point at the new version."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model to train (or take it from --config)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Model config TOML (name and params)."
+    ),
+    promote: str | None = typer.Option(
+        None, "--promote", help="Alias to point at the new version."
+    ),
     evaluate: bool = typer.Option(
         True, "--evaluate/--no-evaluate", help="Record holdout metrics first."
     ),
     protocol: str = typer.Option("stratified", help="Holdout split for the metrics."),
     k: int = typer.Option(10, help="Cut-off of the recorded metrics."),
-    name: str = typer.Option(None, "--name", help="Registered model name [default: settings]."),
+    name: str | None = typer.Option(
+        None, "--name", help="Registered model name (default: RECSTACK_MODEL_NAME)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on the store's data, register a new version, optionally promote it."""
@@ -215,7 +230,7 @@ def train_command(
 
 @models_app.command("list")
 def list_command(
-    name: str = typer.Argument(None, help="Only this registered model."),
+    name: str | None = typer.Argument(None, help="Only this registered model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List registered versions with their aliases and headline metrics."""

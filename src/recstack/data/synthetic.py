@@ -15,19 +15,18 @@ so a seed always gives the same data.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from recstack.data.loaders.progress import step_progress
 from recstack.data.loaders.result import LoadedData, interactions_frame, items_frame, users_frame
-from recstack.data.schema import INTERACTION_COLUMNS
+from recstack.data.loaders.writer import write_loaded
+
+__all__ = ["TOPICS", "generate_synthetic", "write_loaded"]
 
 TOPICS: dict[str, tuple[str, ...]] = {
     "python": ("Data Structures", "Web Scraping", "Testing", "Async Programming",
@@ -124,8 +123,9 @@ def generate_synthetic(
         steps.advance("sampling learner-course pairs")
         users, items, flags, values = _engagements(rng, courses, learners, n_events)
         steps.advance("timing events")
-        user_idx, item_idx, kinds, value, ts = _events(rng, learners, courses, users, items,
-                                                       flags, values, n_events)
+        user_idx, item_idx, kinds, value, ts = _events(
+            rng, learners, courses, users, items, flags, values, n_events
+        )
         steps.advance("sorting by time")
         order = np.argsort(ts, kind="stable")
         user_idx, item_idx, kinds, value, ts = (
@@ -165,8 +165,9 @@ def _catalogue(rng: np.random.Generator, n_items: int) -> dict[str, Any]:
     n_sub = len(next(iter(TOPICS.values())))
     subtopic = rng.integers(0, n_sub, n_items)
     weight = (rng.permutation(n_items) + 1.0) ** -POPULARITY_EXPONENT
-    duration = DURATIONS[np.clip(rng.binomial(len(DURATIONS) - 1, 0.25 + 0.2 * difficulty), 0,
-                                 len(DURATIONS) - 1)]
+    duration = DURATIONS[
+        np.clip(rng.binomial(len(DURATIONS) - 1, 0.25 + 0.2 * difficulty), 0, len(DURATIONS) - 1)
+    ]
     return {
         "n_topics": n_topics,
         "topic_names": list(TOPICS)[:n_topics],
@@ -178,9 +179,10 @@ def _catalogue(rng: np.random.Generator, n_items: int) -> dict[str, Any]:
         "quality": rng.beta(4.0, 2.0, n_items),
         "duration": duration,
         "n_subtopics": n_sub,
-        "keywords": (subtopic[:, None] + 1 + np.argsort(rng.random((n_items, n_sub - 1)), axis=1)[
-            :, :3
-        ]) % n_sub,
+        "keywords": (
+            subtopic[:, None] + 1 + np.argsort(rng.random((n_items, n_sub - 1)), axis=1)[:, :3]
+        )
+        % n_sub,
     }
 
 
@@ -205,7 +207,8 @@ def _engagements(
     """Distinct (learner, course) pairs with their funnel flags, enough for ``n_events``."""
     n_users, n_items = len(learners["skill"]), len(courses["topic"])
     keys = np.zeros(0, dtype=np.int64)
-    users_parts, items_parts, flag_parts, value_parts = [], [], [], []
+    users_parts, items_parts = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
+    flag_parts, value_parts = [np.zeros((0, len(EVENT_NAMES)), bool)], [np.zeros(0)]
     total, per_pair, fresh_share, first = 0, 1.8, 1.0, True
     for _ in range(40):
         if total >= n_events:
@@ -235,8 +238,9 @@ def _engagements(
             f"could not place {n_events} events on {n_users} learners x {n_items} courses; "
             "use fewer events or more learners/courses"
         )
-    return (np.concatenate(users_parts), np.concatenate(items_parts),
-            np.concatenate(flag_parts), np.concatenate(value_parts))  # fmt: skip
+    parts = (users_parts, items_parts, flag_parts, value_parts)
+    users, items, flags, ratings = (np.concatenate(p) for p in parts)
+    return users, items, flags, ratings
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -352,8 +356,9 @@ def _events(
     bookmarked = seen + rng.uniform(5.0, 600.0, n_pairs)
     started = seen + 60.0 + rng.exponential(DAY, n_pairs)
     minutes = courses["duration"][items] * 60.0
-    completed = started + minutes * rng.uniform(1.0, 3.0, n_pairs) + rng.exponential(2 * DAY,
-                                                                                      n_pairs)
+    completed = (
+        started + minutes * rng.uniform(1.0, 3.0, n_pairs) + rng.exponential(2 * DAY, n_pairs)
+    )
     rated = completed + rng.uniform(30.0, 3600.0, n_pairs)
     times = seen[pair]
     for k, when in enumerate((bookmarked, started, completed, rated), start=1):
@@ -366,115 +371,72 @@ def _events(
 
 def _items_frame(courses: dict) -> pd.DataFrame:
     """Courses with titles like "Intermediate Statistics: Bayesian Inference 3" and
-    descriptions from per-difficulty templates, built column-wise."""
+    descriptions from per-difficulty templates, built column by column."""
     names = courses["topic_names"]
-    topic, sub, level = courses["topic"], courses["subtopic"], courses["difficulty"]
-    n_sub = courses["n_subtopics"]
+    topic, level, n_sub = courses["topic"], courses["difficulty"], courses["n_subtopics"]
     sub_names = np.asarray([s for t in names for s in TOPICS[t]], dtype=object)
-    topic_arr = np.asarray(names, dtype=object)
-    level_arr = np.asarray(LEVELS, dtype=object)
-    part = pd.Series(topic).groupby([topic, sub, level]).cumcount().to_numpy() + 1
-    subtopic = sub_names[topic * n_sub + sub]
-
-    def text(values: np.ndarray) -> pd.Series:
-        return pd.Series(values, dtype="str")
-
+    subtopic = _text(sub_names[topic * n_sub + courses["subtopic"]])
+    topic_name = _text(np.asarray(names, dtype=object)[topic])
+    level_name = _text(np.asarray(LEVELS, dtype=object)[level])
+    part = pd.Series(topic).groupby([topic, courses["subtopic"], level]).cumcount() + 1
     titles = (
-        text(np.char.capitalize(level_arr[level].astype(str)))
-        + " "
-        + text(np.char.title(topic_arr[topic].astype(str)))
-        + ": "
-        + text(subtopic)
-        + " "
-        + text(part.astype(str))
+        level_name.str.capitalize() + " " + topic_name.str.title() + ": " + subtopic + " "
+    ) + part.astype("str")
+    literal = [
+        _text(np.asarray([d[j] for d in DESCRIPTIONS], dtype=object)[level]) for j in range(6)
+    ]
+    keyword = [
+        _text(sub_names[topic * n_sub + courses["keywords"][:, j]]).str.lower() for j in range(3)
+    ]
+    texts = literal[0] + subtopic + literal[1] + topic_name + literal[2] + keyword[0]
+    texts = texts + literal[3] + keyword[1] + literal[4] + keyword[2] + literal[5]
+    texts = texts + " About " + _text(courses["duration"].astype(str)) + " minutes."
+    columns = zip(
+        topic_name.tolist(),
+        subtopic.tolist(),
+        level.tolist(),
+        courses["duration"].tolist(),
+        strict=True,
     )
-    literals = [text(np.asarray([d[j] for d in DESCRIPTIONS], dtype=object)[level])
-                for j in range(6)]  # fmt: skip
-    keywords = [text(np.char.lower(sub_names[topic * n_sub + courses["keywords"][:, j]]
-                                   .astype(str))) for j in range(3)]  # fmt: skip
-    texts = (
-        literals[0] + text(subtopic) + literals[1] + text(topic_arr[topic]) + literals[2]
-        + keywords[0] + literals[3] + keywords[1] + literals[4] + keywords[2] + literals[5]
-        + " About " + text(courses["duration"].astype(str)) + " minutes."
-    )  # fmt: skip
     attributes = [
-        {"topic": t, "subtopic": s, "difficulty": d + 1, "level": LEVELS[d],
-         "duration_minutes": m, "genres": [t]}
-        for t, s, d, m in zip(topic_arr[topic].tolist(), subtopic.tolist(), level.tolist(),
-                              courses["duration"].tolist(), strict=True)
-    ]  # fmt: skip
-    ids = _prefixed("c", np.arange(len(topic)))
-    return items_frame(ids, titles, texts, attributes)
+        {
+            "topic": t,
+            "subtopic": s,
+            "difficulty": d + 1,
+            "level": LEVELS[d],
+            "duration_minutes": minutes,
+            "genres": [t],
+        }
+        for t, s, d, minutes in columns
+    ]
+    return items_frame(_prefixed("c", np.arange(len(topic))), titles, texts, attributes)
+
+
+def _text(values: np.ndarray) -> pd.Series:
+    return pd.Series(values, dtype="str")
 
 
 def _users_frame(learners: dict, topic_names: list[str]) -> pd.DataFrame:
     """Learners with their skill level, top topic and up to three topics they care about
-    (interest >= 0.15); the lists are built once per distinct combination."""
+    (interest >= 0.15); each distinct topic list is built once, not once per learner."""
     interests = learners["interests"]
     ranked = np.argsort(-interests, axis=1)[:, :3]
     liked = np.take_along_axis(interests, ranked, 1) >= 0.15
     liked[:, 0] = True
-    n_topics = interests.shape[1]
-    code = (ranked * [n_topics * n_topics, n_topics, 1]).sum(axis=1) * 8 + liked @ [1, 2, 4]
+    k, n_topics = ranked.shape[1], interests.shape[1]
+    code = (ranked * n_topics ** np.arange(k)).sum(axis=1) * 2**k + liked @ 2 ** np.arange(k)
     _, first, which = np.unique(code, return_index=True, return_inverse=True)
-    combo_lists = [
-        tuple(topic_names[t] for t, keep in zip(ranked[u], liked[u], strict=True) if keep)
+    topic_lists = [
+        [topic_names[t] for t, keep in zip(ranked[u], liked[u], strict=True) if keep]
         for u in first.tolist()
     ]
+    columns = zip(learners["skill"].tolist(), ranked[:, 0].tolist(), which.tolist(), strict=True)
     attributes = [
-        {"skill_level": LEVELS[skill], "top_topic": topic_names[top],
-         "interests": list(combo_lists[c])}
-        for skill, top, c in zip(learners["skill"].tolist(), ranked[:, 0].tolist(),
-                                 which.tolist(), strict=True)
-    ]  # fmt: skip
-    return users_frame(_prefixed("u", np.arange(len(attributes))), attributes)
-
-
-def write_loaded(data: LoadedData, out_dir: str | Path) -> list[Path]:
-    """Write ``data`` as Parquet files ``load_interactions``/``load_items`` read back as they are.
-
-    Writes ``interactions.parquet``, and ``items.parquet`` / ``users.parquet`` when present,
-    with attributes as a JSON string column. Returns the paths written.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    schema = pa.schema([
-        ("event_id", pa.string()), ("user_id", pa.string()), ("item_id", pa.string()),
-        ("event_type", pa.string()), ("value", pa.float64()), ("timestamp", pa.int64()),
-        ("context", pa.string()),
-    ])  # fmt: skip
-    frame = data.interactions[list(INTERACTION_COLUMNS)]
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    pq.write_table(table, out / "interactions.parquet")
-    written.append(out / "interactions.parquet")
-    if data.items is not None:
-        items = data.items.assign(attributes=_json_column(data.items["attributes"]))
-        item_schema = pa.schema([("item_id", pa.string()), ("title", pa.string()),
-                                 ("text", pa.string()), ("attributes", pa.string()),
-                                 ("active", pa.bool_())])  # fmt: skip
-        table = pa.Table.from_pandas(items, schema=item_schema, preserve_index=False)
-        pq.write_table(table, out / "items.parquet")
-        written.append(out / "items.parquet")
-    if data.users is not None:
-        users = data.users.assign(attributes=_json_column(data.users["attributes"]))
-        user_schema = pa.schema([("user_id", pa.string()), ("attributes", pa.string())])
-        table = pa.Table.from_pandas(users, schema=user_schema, preserve_index=False)
-        pq.write_table(table, out / "users.parquet")
-        written.append(out / "users.parquet")
-    return written
-
-
-def _json_column(values: pd.Series) -> list[str]:
-    return [
-        json.dumps(v if isinstance(v, dict) else {}, ensure_ascii=False, default=_json_default)
-        for v in values.tolist()
+        {
+            "skill_level": LEVELS[skill],
+            "top_topic": topic_names[top],
+            "interests": list(topic_lists[combo]),
+        }
+        for skill, top, combo in columns
     ]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    return users_frame(_prefixed("u", np.arange(len(attributes))), attributes)

@@ -54,12 +54,17 @@ class VersionInfo:
         return asdict(self)
 
 
+_silenced = {"warnings": False}
+
+
 def _quiet_mlflow() -> None:
-    """Keep MLflow's INFO chatter, migration logs and download bars off the console."""
+    """Keep MLflow's INFO chatter, migration logs, warnings and download bars off the console."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module=r"mlflow(\..*)?")
+    if not _silenced["warnings"]:
+        warnings.filterwarnings("ignore", module=r"mlflow(\..*)?")
+        _silenced["warnings"] = True
 
 
 class ModelRegistry:
@@ -79,11 +84,9 @@ class ModelRegistry:
 
     @property
     def is_local(self) -> bool:
-        """True when MLflow runs embedded (SQLite or file store) rather than as a server."""
-        return (
-            self.tracking_uri.startswith(("sqlite:", "file:", "/"))
-            or "://" not in self.tracking_uri
-        )
+        """True when MLflow runs embedded (SQLite, a database URL or a file store), so this
+        process writes the artifacts itself; False for a tracking server."""
+        return not self.tracking_uri.startswith(("http://", "https://", "databricks"))
 
     @cached_property
     def client(self) -> Any:

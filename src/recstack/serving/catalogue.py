@@ -44,6 +44,11 @@ def numeric_value(value: Any) -> float:
     return float(value)
 
 
+def positions_of(ids: IdMap) -> dict[str, int]:
+    """External id -> index of an IdMap, as a plain dict."""
+    return dict(zip(ids.ids.tolist(), range(len(ids)), strict=True))
+
+
 def _elements(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
@@ -75,6 +80,8 @@ class Catalogue:
         active: boolean array; inactive items are only returned when a filter asks.
         attributes: attribute name -> column.
         raw: the attribute dict of each item (used to update an item's columns).
+        positions: external id -> index as a dict (a lookup per request must cost
+            nanoseconds, not the microseconds of a pandas index).
     """
 
     ids: IdMap
@@ -82,10 +89,15 @@ class Catalogue:
     active: np.ndarray
     attributes: dict[str, AttributeColumn]
     raw: tuple[dict[str, Any], ...]
+    positions: dict[str, int]
 
     @property
     def n_items(self) -> int:
         return len(self.ids)
+
+    def position(self, item_id: str) -> int:
+        """Index of an item, -1 if it is not in the catalogue."""
+        return self.positions.get(item_id, -1)
 
     @classmethod
     def build(
@@ -125,6 +137,7 @@ class Catalogue:
             active=np.asarray(active, dtype=bool),
             attributes=columns,
             raw=raw,
+            positions=positions_of(ids),
         )
 
     def title(self, index: int) -> str | None:
@@ -139,12 +152,13 @@ class Catalogue:
         Cost is O(n_items) array copies plus O(values of the touched attributes), so an item
         upsert never rebuilds the whole attribute index.
         """
-        index = self.ids.index(item_id)
+        index = self.position(item_id)
         is_new = index < 0
-        ids, titles, act = self.ids, self.titles, self.active
+        ids, titles, act, positions = self.ids, self.titles, self.active, self.positions
         if is_new:
             ids = self.ids.extend([item_id])
             index = len(ids) - 1
+            positions = {**positions, str(item_id): index}
             titles = np.append(titles, np.asarray([title], dtype=object))
             act = np.append(act, bool(active))
             raw = (*self.raw, dict(attributes))
@@ -168,7 +182,9 @@ class Catalogue:
                 grown = np.full(n, np.nan)
                 grown[: len(column.numbers)] = column.numbers
                 columns[name] = replace(column, numbers=grown)
-        catalogue = Catalogue(ids=ids, titles=titles, active=act, attributes=columns, raw=raw)
+        catalogue = Catalogue(
+            ids=ids, titles=titles, active=act, attributes=columns, raw=raw, positions=positions
+        )
         return catalogue, index, is_new
 
 

@@ -32,11 +32,11 @@ from recstack.data.weights import EventWeighting
 from recstack.errors import NotFoundError
 from recstack.models.base import FactorRecommender, Recommender, top_k
 from recstack.serving.blend import interleave
-from recstack.serving.catalogue import Catalogue
+from recstack.serving.catalogue import Catalogue, positions_of
 from recstack.serving.errors import UnavailableError
 from recstack.serving.filters import compile_filter
 from recstack.serving.histories import UserHistories
-from recstack.serving.vectors import ItemVectorSearch
+from recstack.serving.vectors import ItemVectorSearch, LazyCosineSearch
 
 log = logging.getLogger("recstack.serving")
 
@@ -84,11 +84,12 @@ class ItemState:
     model: Recommender | None
     n_model: int
     model_search: ItemVectorSearch | None
-    similar_search: ItemVectorSearch | None
+    similar_search: ItemVectorSearch | LazyCosineSearch | None
     content: Any | None
     content_search: ItemVectorSearch | None
     to_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     from_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    model_users: dict[str, int] = field(default_factory=dict)
 
 
 class Engine:
@@ -182,14 +183,14 @@ class Engine:
         return self._items.catalogue.n_items
 
     def has_item(self, item_id: str) -> bool:
-        return self._items.catalogue.ids.index(item_id) >= 0
+        return self._items.catalogue.position(item_id) >= 0
 
     def known_to_model(self, user_id: str) -> bool:
         """Whether the served model learned this user (and they were not purged since)."""
         model = self._items.model
         if model is None or self.histories.is_forgotten(user_id):
             return False
-        return model.users.index(user_id) >= 0
+        return self._items.model_users.get(user_id, -1) >= 0
 
     def history(self, user_id: str) -> list[tuple[str, float]]:
         """The user's in-memory history as ``(item_id, weight)`` pairs."""
@@ -249,7 +250,7 @@ class Engine:
         model = self._items.model
         if model is None or self.histories.is_changed(user_id):
             return -1
-        return model.users.index(user_id)
+        return self._items.model_users.get(user_id, -1)
 
     def _model_top(
         self, st: ItemState, h: sp.csr_matrix, model_user: int, mask: np.ndarray, k: int
@@ -340,7 +341,7 @@ class Engine:
         """Items most similar to ``item_id`` (active ones) and what produced them."""
         st = self._items
         cat = st.catalogue
-        position = cat.ids.index(item_id)
+        position = cat.position(item_id)
         if position < 0:
             raise NotFoundError(f"unknown item {item_id!r}")
         mask = cat.active.copy()
@@ -364,7 +365,10 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray]:
         model_mask = mask[: st.n_model]
         if st.similar_search is not None:
-            return st.similar_search.search(st.similar_search.vector(position), k, model_mask)
+            search = st.similar_search
+            if isinstance(search, LazyCosineSearch):
+                search = search.get()
+            return search.search(search.vector(position), k, model_mask)
         assert st.model is not None
         sims = np.asarray(st.model.item_similarity(np.array([position]))[0], dtype=np.float32)
         sims = np.where(model_mask, sims[: st.n_model], -np.inf)
@@ -598,9 +602,7 @@ def _item_state(catalogue: Catalogue, model: Recommender | None, content: Any | 
         if model is content:
             similar_search = model_search
         else:
-            norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            similar_search = ItemVectorSearch.build(np.asarray(vectors, dtype=np.float32) / norms, ann)
+            similar_search = LazyCosineSearch(vectors, ann)
     content_search = None
     to_content = np.full(catalogue.n_items, -1, dtype=np.int64)
     from_content = np.zeros(0, dtype=np.int64)
@@ -608,8 +610,18 @@ def _item_state(catalogue: Catalogue, model: Recommender | None, content: Any | 
         content_search = model_search if content is model else ItemVectorSearch.build(content.item_vectors(), ann)
         to_content = content.items.indices(catalogue.ids.ids)
         from_content = catalogue.ids.indices(content.items.ids)
+    model_users = positions_of(model.users) if model is not None else {}
     return ItemState(
-        catalogue, model, n_model, model_search, similar_search, content, content_search, to_content, from_content
+        catalogue,
+        model,
+        n_model,
+        model_search,
+        similar_search,
+        content,
+        content_search,
+        to_content,
+        from_content,
+        model_users,
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recstack.data.idmap import IdMap
+from recstack.serving.catalogue import positions_of
 
 EMPTY_ITEMS = np.empty(0, dtype=np.int64)
 EMPTY_WEIGHTS = np.empty(0, dtype=np.float32)
@@ -31,6 +32,7 @@ class UserHistories:
     def __init__(self, users: IdMap, matrix: sp.csr_matrix) -> None:
         """``matrix`` rows follow ``users``; columns are engine item indices."""
         self._users = users
+        self._rows = positions_of(users)
         self._indptr = np.asarray(matrix.indptr, dtype=np.int64)
         self._indices = np.array(matrix.indices, dtype=np.int64)
         self._data = np.array(matrix.data, dtype=np.float32)
@@ -42,14 +44,14 @@ class UserHistories:
 
     @property
     def n_users(self) -> int:
-        return len(self._users) + sum(1 for u in self._live if u not in self._users)
+        return len(self._rows) + sum(1 for u in self._live if u not in self._rows)
 
     def row(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(item indices, weights)`` of a user's history; empty for an unknown user."""
         live = self._live.get(user_id)
         if live is not None:
             return live
-        r = self._users.index(user_id)
+        r = self._rows.get(user_id, -1)
         if r < 0:
             return EMPTY_ITEMS, EMPTY_WEIGHTS
         lo, hi = self._indptr[r], self._indptr[r + 1]
@@ -96,7 +98,7 @@ class UserHistories:
             old_items, old_weights = self.row(user_id)
             self._count_new(old_items[old_weights > 0], EMPTY_ITEMS)
             self._live.pop(user_id, None)
-            r = self._users.index(user_id)
+            r = self._rows.get(user_id, -1)
             if r >= 0:
                 lo, hi = self._indptr[r], self._indptr[r + 1]
                 self._data[lo:hi] = 0.0

@@ -36,7 +36,7 @@ class LoadReport:
 
 def event_weighting(settings: Settings) -> EventWeighting:
     """The weighting the server applies to live events, from ``settings.event_weights``."""
-    return EventWeighting(type_weight=dict(settings.event_weights))
+    return settings.weighting()
 
 
 def history_since(settings: Settings) -> int | None:

@@ -10,6 +10,7 @@ shared state; ``with_added`` returns a new search object.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,3 +127,27 @@ def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     idx, val = idx[0], val[0]
     keep = idx >= 0
     return idx[keep], val[keep]
+
+
+class LazyCosineSearch:
+    """Cosine search over item vectors, built on first use (similar-items only).
+
+    Normalising and indexing a large catalogue costs seconds, and many deployments never ask
+    for similar items, so the engine defers it to the first request that needs it.
+    """
+
+    def __init__(self, vectors: np.ndarray, ann_threshold: int) -> None:
+        self._vectors = vectors
+        self._ann_threshold = ann_threshold
+        self._search: ItemVectorSearch | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ItemVectorSearch:
+        if self._search is None:
+            with self._lock:
+                if self._search is None:
+                    v = np.asarray(self._vectors, dtype=np.float32)
+                    norms = np.linalg.norm(v, axis=1, keepdims=True)
+                    norms[norms == 0] = 1.0
+                    self._search = ItemVectorSearch.build(v / norms, self._ann_threshold)
+        return self._search

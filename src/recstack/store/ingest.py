@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.errors import NotFoundError
@@ -28,8 +27,6 @@ from recstack.store.frames import prepare_interactions, prepare_items, prepare_u
 if TYPE_CHECKING:
     from recstack.data.loaders import LoadedData
 
-LARGE_LOAD_MIN_ROWS = 100_000
-LARGE_LOAD_FRACTION = 0.25
 
 
 @dataclass
@@ -93,36 +90,6 @@ def map_interactions(
     return mapped, users_created, items_created
 
 
-def is_large_load(conn: Connection, n_rows: int) -> bool:
-    """Whether ``n_rows`` new events are many next to what is stored (see ``write_in_chunks``)."""
-    if n_rows < LARGE_LOAD_MIN_ROWS:
-        return False
-    span = conn.execute(sa.text("SELECT max(id) - min(id) + 1 FROM interactions")).scalar()
-    return n_rows >= LARGE_LOAD_FRACTION * (span or 0)
-
-
-def write_in_chunks(
-    conn: Connection, frame: pd.DataFrame, chunk_size: int, task: ProgressTask
-) -> int:
-    """Write mapped interactions chunk by chunk; returns how many were new.
-
-    A large load (at least ``LARGE_LOAD_MIN_ROWS`` rows and ``LARGE_LOAD_FRACTION`` of the
-    stored rows) drops the secondary indexes (and on PostgreSQL the foreign keys) first and
-    rebuilds them at the end, inside the same transaction.
-    """
-    backend = backend_for(conn)
-    rebuild = backend.suspend_secondary_indexes(conn) if is_large_load(conn, len(frame)) else []
-    inserted = 0
-    for start in range(0, len(frame), chunk_size):
-        chunk = frame.iloc[start : start + chunk_size]
-        inserted += backend.write_interactions(conn, chunk)
-        task.advance(len(chunk))
-    if rebuild:
-        task.update(description=f"{task.description}: indexing")
-        backend.restore_secondary_indexes(conn, rebuild)
-    return inserted
-
-
 def upsert_catalogue(conn: Connection, items: pd.DataFrame) -> tuple[int, int]:
     """Insert or update catalogue rows; returns (created, updated)."""
     existing, _ = resolve_ids(conn, "items", items["item_id"].to_numpy(dtype=object), create=False)
@@ -165,7 +132,9 @@ def ingest(
                     )
                     users_created += new_users
                     items_created += new_items
-                    inserted = write_in_chunks(conn, mapped, max(1, chunk_size), task)
+                    inserted = backend.load_interactions(
+                        conn, mapped, chunk_size=chunk_size, task=task
+                    )
             finally:
                 backend.finish_bulk(conn)
     return IngestResult(

@@ -6,12 +6,15 @@ commit. Row counts come from ``cursor.rowcount``, which sqlite3 sums over an exe
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from recstack.progress import ProgressTask
+from recstack.store.bulk import chunks, is_large_load, stored_rows_estimate
 from recstack.store.engine import driver_connection
 
 _LOOKUP_BATCH = 20_000  # well under SQLite's 32766 bound variables
@@ -116,12 +119,27 @@ def upsert_users(conn: Connection, rows: pd.DataFrame) -> int:
     return affected
 
 
-_INSERT_INTERACTIONS = (
-    "INSERT OR IGNORE INTO interactions "
-    '(event_id, user_id, item_id, event_type, value, "timestamp", context) VALUES '
-)
-_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?)"
-_ROWS_PER_STATEMENT = 100  # 700 bound variables per statement: fewer, bigger steps
+_INTERACTION_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "value", "timestamp",
+                        "context")
+_ROWS_PER_STATEMENT = 100  # a few hundred bound variables per statement: fewer, bigger steps
+
+
+def _columns_to_bind(chunk: pd.DataFrame) -> list[str]:
+    """All columns, less ``value``/``context`` when the whole chunk has none (they stay NULL)."""
+    columns = list(_INTERACTION_COLUMNS)
+    if chunk["context"].isna().all():
+        columns.remove("context")
+    if chunk["value"].isna().all():
+        columns.remove("value")
+    return columns
+
+
+def _column_values(chunk: pd.DataFrame, column: str) -> list:
+    if column in ("user_id", "item_id", "timestamp"):
+        return chunk[column].to_numpy(dtype=np.int64).tolist()
+    if column == "value":
+        return chunk[column].to_numpy(dtype=np.float64).tolist()  # NaN binds as NULL
+    return chunk[column].to_numpy(dtype=object)
 
 
 def write_interactions(conn: Connection, chunk: pd.DataFrame) -> int:
@@ -131,37 +149,55 @@ def write_interactions(conn: Connection, chunk: pd.DataFrame) -> int:
     about half of a one-row-per-statement executemany.
     """
     n = len(chunk)
-    params = np.empty((n, 7), dtype=object)
-    params[:, 0] = chunk["event_id"].to_numpy(dtype=object)
-    params[:, 1] = chunk["user_id"].to_numpy(dtype=np.int64).tolist()
-    params[:, 2] = chunk["item_id"].to_numpy(dtype=np.int64).tolist()
-    params[:, 3] = chunk["event_type"].to_numpy(dtype=object)
-    params[:, 4] = chunk["value"].to_numpy(dtype=np.float64).tolist()  # NaN binds as NULL
-    params[:, 5] = chunk["timestamp"].to_numpy(dtype=np.int64).tolist()
-    params[:, 6] = chunk["context"].to_numpy(dtype=object)
+    columns = _columns_to_bind(chunk)
+    width = len(columns)
+    params = np.empty((n, width), dtype=object)
+    for j, column in enumerate(columns):
+        params[:, j] = _column_values(chunk, column)
+    head = "INSERT OR IGNORE INTO interactions ({}) VALUES ".format(
+        ", ".join(f'"{c}"' for c in columns)
+    )
+    row_marks = "(" + ", ".join("?" * width) + ")"
     full = n - n % _ROWS_PER_STATEMENT
     cur = driver_connection(conn).cursor()
     inserted = 0
     if full:
-        marks = ", ".join([_ROW_MARKS] * _ROWS_PER_STATEMENT)
         cur.executemany(
-            _INSERT_INTERACTIONS + marks,
-            params[:full].reshape(-1, 7 * _ROWS_PER_STATEMENT).tolist(),
+            head + ", ".join([row_marks] * _ROWS_PER_STATEMENT),
+            params[:full].reshape(-1, width * _ROWS_PER_STATEMENT).tolist(),
         )
         inserted += max(cur.rowcount, 0)
     if full < n:
-        cur.executemany(_INSERT_INTERACTIONS + _ROW_MARKS, params[full:].tolist())
+        cur.executemany(head + row_marks, params[full:].tolist())
         inserted += max(cur.rowcount, 0)
     cur.close()
     return inserted
 
 
-def suspend_secondary_indexes(conn: Connection) -> list[str]:
-    """Drop the non-unique indexes of ``interactions``; returns the DDL that rebuilds them.
+def load_interactions(
+    conn: Connection, frame: pd.DataFrame, *, chunk_size: int, task: ProgressTask
+) -> int:
+    """Write mapped interactions (surrogate user/item ids); returns how many were new.
 
-    Building an index once after a large load is much faster than updating it row by row.
+    A large load drops the non-unique indexes of ``interactions`` first and rebuilds them at
+    the end: one sorted index build is much faster than updating it row by row.
     """
-    raw = driver_connection(conn)
+    rebuild = []
+    if is_large_load(len(frame), stored_rows_estimate(conn)):
+        rebuild = _drop_secondary_indexes(driver_connection(conn))
+    inserted = 0
+    for chunk in chunks(frame, chunk_size):
+        inserted += write_interactions(conn, chunk)
+        task.advance(len(chunk))
+    if rebuild:
+        task.update(description=f"{task.description}: indexing")
+        for sql in rebuild:
+            driver_connection(conn).execute(sql)
+    return inserted
+
+
+def _drop_secondary_indexes(raw: sqlite3.Connection) -> list[str]:
+    """Drop the non-unique indexes of ``interactions``; returns the DDL that rebuilds them."""
     rows = raw.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
         "AND tbl_name = 'interactions' AND sql IS NOT NULL"
@@ -173,10 +209,3 @@ def suspend_secondary_indexes(conn: Connection) -> list[str]:
         raw.execute(f'DROP INDEX "{name}"')
         rebuild.append(sql)
     return rebuild
-
-
-def restore_secondary_indexes(conn: Connection, rebuild: list[str]) -> None:
-    """Run the DDL from ``suspend_secondary_indexes``."""
-    raw = driver_connection(conn)
-    for sql in rebuild:
-        raw.execute(sql)

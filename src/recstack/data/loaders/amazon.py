@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from recstack.data.loaders.catalog import plain_value
+from recstack.data.loaders.cells import clean_ids
+from recstack.data.loaders.checks import RowChecks, finish
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.progress import step_progress
 from recstack.data.loaders.readers import read_raw
 from recstack.data.loaders.result import LoadedData, OnError, check_on_error, items_frame
-from recstack.data.loaders.validate import RowChecks, build_interactions, clean_ids, finish
-from recstack.data.loaders.validate import with_occurrence
+from recstack.data.loaders.validate import build_interactions, with_occurrence
 from recstack.errors import ConfigError, DataError
 
 REVIEWS_2023 = ColumnMapping(

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recstack.data.loaders.cells import clean_ids
+from recstack.data.loaders.checks import RowChecks, finish, resolve_column, show_cell
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.readers import RawTable
 from recstack.data.loaders.result import OnError, items_frame, users_frame
-from recstack.data.loaders.validate import RowChecks, show_cell, clean_ids, finish, resolve_column
 from recstack.errors import ConfigError
 
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y"})
@@ -72,8 +73,7 @@ def build_attributes(raw: RawTable, mapping: ColumnMapping, checks: RowChecks) -
     if missing:
         available = ", ".join(map(str, frame.columns))
         raise ConfigError(
-            f"{raw.file}: attribute column {missing[0]!r} not found; available columns: "
-            f"{available}"
+            f"{raw.file}: attribute column {missing[0]!r} not found; available columns: {available}"
         )
     json_col = resolve_column(raw, mapping, "attributes_json")
     if json_col is not None and json_col not in mapping.attributes:
@@ -149,7 +149,8 @@ def parse_json_objects(col: pd.Series, column: str, checks: RowChecks) -> list[d
             bad[row] = True
             out.append({})
     checks.add(
-        bad, lambda r: f"attributes {show_cell(col.iloc[r])} is not a JSON object (column {column!r})"
+        bad,
+        lambda r: f"attributes {show_cell(col.iloc[r])} is not a JSON object (column {column!r})",
     )
     return out
 

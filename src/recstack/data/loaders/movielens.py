@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recstack.data.loaders.cells import clean_ids
+from recstack.data.loaders.checks import RowChecks, finish
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.progress import step_progress
 from recstack.data.loaders.readers import (
@@ -24,15 +26,14 @@ from recstack.data.loaders.readers import (
     read_delimited,
     sniff_delimiter,
 )
-from recstack.data.loaders.result import LoadedData, OnError, check_on_error, items_frame
-from recstack.data.loaders.result import users_frame
-from recstack.data.loaders.validate import (
-    RowChecks,
-    build_interactions,
-    clean_ids,
-    finish,
-    with_occurrence,
+from recstack.data.loaders.result import (
+    LoadedData,
+    OnError,
+    check_on_error,
+    items_frame,
+    users_frame,
 )
+from recstack.data.loaders.validate import build_interactions, with_occurrence
 from recstack.errors import ConfigError, DataError
 
 GENRES_100K = (
@@ -145,9 +146,7 @@ def movielens_event_ids(frame: pd.DataFrame) -> pd.Series:
     return with_occurrence(key, ":", first_bare=True)
 
 
-def _read_fixed(
-    path: Path, names: tuple[str, ...], layout: Layout, encoding: str
-) -> RawTable:
+def _read_fixed(path: Path, names: tuple[str, ...], layout: Layout, encoding: str) -> RawTable:
     """A MovieLens table with known columns; the header line and separator of ``.csv`` files
     are detected (the official files have a header and commas, copies may differ)."""
     if layout.separator is not None:
@@ -235,9 +234,7 @@ def _genres_100k(path: Path) -> tuple[str, ...]:
     return tuple(name for _, name in sorted(pairs)) or GENRES_100K
 
 
-def _read_tags(
-    path: Path, layout: Layout, on_error: OnError
-) -> tuple[pd.Series, list[DataError]]:
+def _read_tags(path: Path, layout: Layout, on_error: OnError) -> tuple[pd.Series, list[DataError]]:
     """Distinct tags per movie, in order of first use."""
     raw = _read_fixed(path, ("user", "item", "tag", "timestamp"), layout, _text_encoding(path))
     checks = RowChecks(len(raw.frame))

@@ -48,7 +48,7 @@ class RawTable:
 
 
 def file_format(path: Path) -> str:
-    """"csv", "tsv", "jsonl" or "parquet" from the file name (a ``.gz`` suffix is allowed)."""
+    """ "csv", "tsv", "jsonl" or "parquet" from the file name (a ``.gz`` suffix is allowed)."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]

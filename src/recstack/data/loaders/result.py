@@ -107,9 +107,7 @@ def items_frame(
     frame["title"] = _optional_text(title, n)
     frame["text"] = _optional_text(text, n)
     frame["attributes"] = _dict_column(attributes, n)
-    frame["active"] = (
-        np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-    )
+    frame["active"] = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
     return frame[list(ITEM_COLUMNS)]
 
 
