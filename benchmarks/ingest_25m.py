@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"unknown backend(s): {', '.join(sorted(unknown))}")
         return 2
     started = time.perf_counter()
-    data = generate_synthetic(args.users, args.items, args.events, seed=args.seed,
-                              progress=args.progress)
+    data = generate_synthetic(
+        args.users, args.items, args.events, seed=args.seed, progress=args.progress
+    )
     generate_s = time.perf_counter() - started
     results = {}
     for backend in backends:
@@ -116,18 +117,36 @@ def main(argv: list[str] | None = None) -> int:
         runner = run_sqlite if backend == "sqlite" else run_postgres
         results[backend] = runner(data, args)
 
-    table = Table(title=f"store: {args.events:,} events, {args.users:,} users, {args.items:,} items")
-    columns = ["ingest_s", "ingest_rows_per_s", "reingest_s", "snapshot_s", "snapshot_rows_per_s",
-               "stats_s"]
+    table = Table(
+        title=f"store: {args.events:,} events, {args.users:,} users, {args.items:,} items"
+    )
+    columns = [
+        "ingest_s",
+        "ingest_rows_per_s",
+        "reingest_s",
+        "snapshot_s",
+        "snapshot_rows_per_s",
+        "stats_s",
+    ]
     table.add_column("backend")
     for column in columns:
         table.add_column(column, justify="right")
     for backend, row in results.items():
         table.add_row(backend, *(f"{row[c]:,}" if c in row else "-" for c in columns))
     Console().print(table)
-    print(json.dumps({"benchmark": "ingest_25m", "events": args.events, "users": args.users,
-                      "items": args.items, "seed": args.seed, "generate_s": round(generate_s, 2),
-                      "results": results}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest_25m",
+                "events": args.events,
+                "users": args.users,
+                "items": args.items,
+                "seed": args.seed,
+                "generate_s": round(generate_s, 2),
+                "results": results,
+            }
+        )
+    )
     return 0
 
 

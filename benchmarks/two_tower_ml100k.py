@@ -102,7 +102,7 @@ def main() -> None:
     print(f"two_tower NDCG@10 {ndcg:.4f}  recall@10 {recall:.4f}  fold-in NDCG@10 {ndcg_at_k(fold_scores, truth):.4f}")
     print(f"train seconds {seconds:.1f}  epochs run {len(model.training_log)}  best epoch {model.meta.metrics.get('best_epoch')}")
     for entry in model.training_log:
-        print(f"  epoch {int(entry['epoch'])}: loss {entry['loss']:.4f} val ndcg {entry.get('val_ndcg', float('nan')):.4f}")
+        print(f"  epoch {int(entry['epoch'])}: loss {entry['loss']:.4f} val ndcg {entry.get('val_ndcg', float('nan')):.4f} ({entry['seconds']:.1f}s)")
 
 
 if __name__ == "__main__":

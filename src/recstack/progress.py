@@ -94,7 +94,11 @@ class ProgressTask:
             self._progress.advance(self._task, amount)
 
     def update(
-        self, *, total: float | None = None, completed: float | None = None, description: str | None = None
+        self,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        description: str | None = None,
     ) -> None:
         """Change the total, the completed amount or the description of the bar."""
         if self._progress is not None and self._task is not None:

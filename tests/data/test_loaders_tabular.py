@@ -276,7 +276,7 @@ def test_derived_event_ids_are_stable_and_distinguish_repeats(tmp_path):
     first = load_interactions(write(tmp_path / "a.csv", body)).interactions["event_id"]
     again = load_interactions(write(tmp_path / "b.csv", body)).interactions["event_id"]
     assert first.tolist() == again.tolist()
-    assert first.is_unique and all(len(e) == 16 for e in first)
+    assert first.is_unique and all(len(e) == 20 for e in first)
     appended = load_interactions(write(tmp_path / "c.csv", body + "u3,i3,1600000001\n"))
     assert appended.interactions["event_id"].tolist()[:3] == first.tolist()
 
@@ -284,7 +284,7 @@ def test_derived_event_ids_are_stable_and_distinguish_repeats(tmp_path):
 def test_given_event_ids_kept_and_blank_ones_derived(tmp_path):
     path = write(tmp_path / "e.csv", "event_id,user_id,item_id,timestamp\nabc,u1,i1,1\n,u2,i2,2\n")
     ids = load_interactions(path).interactions["event_id"].tolist()
-    assert ids[0] == "abc" and len(ids[1]) == 16
+    assert ids[0] == "abc" and len(ids[1]) == 20
 
 
 def test_bad_arguments(tmp_path):
@@ -381,3 +381,49 @@ def test_load_users(tmp_path):
     data = load_users(path, ColumnMapping(attributes=["age", "country"]))
     assert tuple(data.users.columns) == USER_COLUMNS
     assert data.users["attributes"].tolist() == [{"age": 31, "country": "NL"}, {"country": "DE"}]
+
+
+def test_encoding_errors_and_latin1_mapping(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"user_id,item_id,timestamp\nu0,i0,1\n\nu1,caf\xe9,1\n")
+    with pytest.raises(DataError) as err:
+        load_interactions(path)
+    assert err.value.line == 4 and "not valid utf-8" in err.value.reason
+    data = load_interactions(path, ColumnMapping(encoding="latin-1"))
+    assert data.interactions["item_id"].tolist() == ["i0", "caf\xe9"]
+
+
+def test_empty_jsonl_gives_no_rows(tmp_path):
+    path = write(tmp_path / "e.jsonl", "")
+    data = load_interactions(path)
+    assert len(data.interactions) == 0
+    assert tuple(data.interactions.columns) == INTERACTION_COLUMNS
+    only_broken = write(tmp_path / "b.jsonl", "{oops\n")
+    with pytest.raises(DataError, match="invalid JSON"):
+        load_interactions(only_broken)
+    assert [e.line for e in load_interactions(only_broken, on_error="skip").skipped] == [1]
+
+
+def test_over_long_ids_and_event_types(tmp_path):
+    long_user, long_type = "u" * 256, "t" * 33
+    path = write(
+        tmp_path / "e.csv",
+        "event_id,user_id,item_id,event_type,timestamp\n"
+        f"e1,{long_user},i1,view,1\n"
+        f"e2,u2,i2,{long_type},1\n"
+        f"{'e' * 300},u3,i3,view,1\n"
+        "e4,u4,i4,view,1\n",
+    )
+    data = load_interactions(path, on_error="skip")
+    assert data.interactions["event_id"].tolist() == ["e4"]
+    assert [e.line for e in data.skipped] == [2, 3, 4]
+    assert "user_id is 256 characters long, more than 255" in data.skipped[0].reason
+    assert "longer than 32 characters" in data.skipped[1].reason
+    assert "event_id is 300 characters long" in data.skipped[2].reason
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu1,i1,1\n")
+    load_interactions(path, progress=True)
+    captured = capsys.readouterr()
+    assert "loading e.csv" in captured.err and captured.out == ""

@@ -81,7 +81,7 @@ def fill_store(store: Store, planted: tuple[pd.DataFrame, pd.DataFrame]) -> None
     store.ingest(LoadedData(interactions=inter, items=items, source="planted"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fill() -> Callable[[Store, tuple[pd.DataFrame, pd.DataFrame]], None]:
     """The function that ingests planted data into a store."""
     return fill_store
@@ -117,7 +117,10 @@ def serve(tmp_path: Path, planted) -> Iterator[Callable[..., Any]]:
             weighting=event_weighting(settings),
             ann_threshold=settings.ann_threshold_items,
         )
-        keys = {scope: store.create_api_key(scope, f"test-{scope}")[0] for scope in ("read", "write", "admin")}
+        keys = {
+            scope: store.create_api_key(scope, f"test-{scope}")[0]
+            for scope in ("read", "write", "admin")
+        }
         app = create_app(settings, engine, store, key_prefix=key_prefix)
         with TestClient(app) as client:
             yield Served(client, app, store, settings, keys)

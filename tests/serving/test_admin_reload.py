@@ -51,7 +51,10 @@ def test_train_promote_reload_and_hot_swap_under_load(live):
     # nothing registered yet: popularity from the store, and /readyz says so
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no model registered" in ready.json()["reasons"][0]
-    assert client.get("/v1/users/u1/recommendations", headers=admin).json()["model"]["name"] == "popularity"
+    assert (
+        client.get("/v1/users/u1/recommendations", headers=admin).json()["model"]["name"]
+        == "popularity"
+    )
 
     bad = client.post("/v1/admin/train", json={"model": "nope"}, headers=admin)
     assert bad.status_code == 422 and "nope" in bad.json()["error"]["message"]
@@ -73,7 +76,11 @@ def test_train_promote_reload_and_hot_swap_under_load(live):
     stop = threading.Event()
 
     def hammer(n: int) -> None:
-        paths = [f"/v1/users/u{n}/recommendations?k=5", "/v1/popular?k=5", f"/v1/items/i{n}/similar?k=3"]
+        paths = [
+            f"/v1/users/u{n}/recommendations?k=5",
+            "/v1/popular?k=5",
+            f"/v1/items/i{n}/similar?k=3",
+        ]
         i = 0
         while not stop.is_set():
             path = paths[i % len(paths)]

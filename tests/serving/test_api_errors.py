@@ -30,10 +30,14 @@ def served(serve, als_model):
 def test_validation_errors_have_the_error_body(served):
     c, h = served.client, served.headers()
     assert_error(c.get("/v1/users/u1/recommendations?k=0", headers=h), 422, "validation_error", "k")
-    assert_error(c.get("/v1/users/u1/recommendations?k=5000", headers=h), 422, "validation_error", "k")
+    assert_error(
+        c.get("/v1/users/u1/recommendations?k=5000", headers=h), 422, "validation_error", "k"
+    )
     assert_error(c.get("/v1/users/u1/recommendations?k=ten", headers=h), 422, "validation_error")
     assert_error(
-        c.post("/v1/users/u1/recommendations", json={"k": "many"}, headers=h), 422, "validation_error"
+        c.post("/v1/users/u1/recommendations", json={"k": "many"}, headers=h),
+        422,
+        "validation_error",
     )
     assert_error(
         c.post("/v1/users/u1/recommendations", json={"k": 5, "bogus": 1}, headers=h),
@@ -85,7 +89,9 @@ def test_unknown_filter_attribute_is_named(served):
 
 def test_not_found_and_method_not_allowed(served):
     c, h = served.client, served.headers()
-    assert_error(c.get("/v1/items/no-such-item/similar", headers=h), 404, "not_found", "no-such-item")
+    assert_error(
+        c.get("/v1/items/no-such-item/similar", headers=h), 404, "not_found", "no-such-item"
+    )
     assert_error(c.get("/v1/items/no-such-item", headers=h), 404, "not_found")
     assert_error(c.get("/v1/nowhere", headers=h), 404, "not_found", "/v1/nowhere")
     assert_error(c.patch("/v1/events", headers=h), 405, "method_not_allowed")
@@ -114,9 +120,15 @@ def test_events_validation(served):
         "validation_error",
         "value",
     )
-    assert_error(c.post("/v1/events", json={"item_id": "i1"}, headers=h), 422, "validation_error", "user_id")
     assert_error(
-        c.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"}, headers=h),
+        c.post("/v1/events", json={"item_id": "i1"}, headers=h), 422, "validation_error", "user_id"
+    )
+    assert_error(
+        c.post(
+            "/v1/events",
+            json={"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"},
+            headers=h,
+        ),
         422,
         "validation_error",
         "timestamp",
@@ -138,10 +150,14 @@ def test_auth_missing_wrong_and_underscoped_keys(served):
     assert_error(c.get("/v1/popular", headers={"X-API-Key": "garbage"}), 401, "unauthorized")
     ok = c.get("/v1/popular", headers={"X-API-Key": served.keys["read"]})
     assert ok.status_code == 200
-    assert_error(c.post("/v1/admin/reload", headers=served.headers("read")), 403, "forbidden", "admin")
+    assert_error(
+        c.post("/v1/admin/reload", headers=served.headers("read")), 403, "forbidden", "admin"
+    )
     assert_error(c.get("/v1/admin/models", headers=served.headers("write")), 403, "forbidden")
     assert_error(
-        c.post("/v1/events", json={"user_id": "u1", "item_id": "i1"}, headers=served.headers("read")),
+        c.post(
+            "/v1/events", json={"user_id": "u1", "item_id": "i1"}, headers=served.headers("read")
+        ),
         403,
         "forbidden",
         "write",
@@ -199,7 +215,9 @@ def test_in_process_rate_limit_gives_429_with_retry_after(serve, als_model):
             statuses.append(response.status_code)
         if statuses.count(429) < 3:  # a minute boundary fell inside the burst: try again
             time.sleep(0.1)
-            statuses = [s.client.get("/v1/popular", headers=s.headers()).status_code for _ in range(8)]
+            statuses = [
+                s.client.get("/v1/popular", headers=s.headers()).status_code for _ in range(8)
+            ]
         assert statuses.count(429) >= 3
         limited = s.client.get("/v1/popular", headers=s.headers())
         error = assert_error(limited, 429, "rate_limited", "5 requests per minute")

@@ -45,7 +45,9 @@ def test_new_items_are_similar_and_searchable_at_once(serve, als_model, content_
         ).json()
         assert set(ids(found)[:2]) == {"py-basics", "py-advanced"}
         assert found["personalised"] is False and found["model"]["name"] == "content"
-        painting = s.client.get("/v1/search", params={"q": "painting with watercolours", "k": 1}, headers=s.headers())
+        painting = s.client.get(
+            "/v1/search", params={"q": "painting with watercolours", "k": 1}, headers=s.headers()
+        )
         assert ids(painting.json()) == ["paint"]
         # a warm item's similar list from the collaborative model also gets new items' cold slots
         warm = s.client.get("/v1/items/i5/similar?k=10", headers=s.headers()).json()
@@ -56,7 +58,12 @@ def test_cold_items_reach_users_through_content_similarity(serve, als_model, con
     with serve(als_model, content=content_model) as s:
         put_new_items(s)
         events = [{"user_id": "coder", "item_id": "py-basics", "event_type": "complete"}]
-        assert s.client.post("/v1/events", json={"events": events}, headers=s.headers("write")).status_code == 200
+        assert (
+            s.client.post(
+                "/v1/events", json={"events": events}, headers=s.headers("write")
+            ).status_code
+            == 200
+        )
         body = s.recommend("coder", k=10, explain="true")
         picks = ids(body)
         assert "py-advanced" in picks and "py-basics" not in picks
@@ -69,7 +76,9 @@ def test_personalised_search_reranks_for_the_user(serve, als_model, content_mode
     with serve(als_model, content=content_model) as s:
         query = {"q": "a course about a topic", "k": 10}
         plain = s.client.get("/v1/search", params=query, headers=s.headers()).json()
-        mine = s.client.get("/v1/search", params={**query, "user_id": "u4"}, headers=s.headers()).json()
+        mine = s.client.get(
+            "/v1/search", params={**query, "user_id": "u4"}, headers=s.headers()
+        ).json()
         assert mine["personalised"] is True and mine["user_id"] == "u4"
         assert len(ids(mine)) == 10
         history = s.store.user_history("u4")["item_id"].map(lambda i: int(i[1:]) % 4)

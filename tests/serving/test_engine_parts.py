@@ -64,7 +64,10 @@ def test_filter_language(small):
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ({"colour": "red"}, "unknown filter attribute 'colour'; known attributes: duration, genres, year"),
+        (
+            {"colour": "red"},
+            "unknown filter attribute 'colour'; known attributes: duration, genres, year",
+        ),
         ({"genres": {"like": "Act"}}, "unknown filter operator 'like'"),
         ({"genres": {"in": "Action"}}, "needs a list"),
         ({"duration": {"gte": "ten"}}, "needs a number"),
@@ -96,7 +99,9 @@ def test_catalogue_updates_touch_only_the_item(small):
     assert allowed({"duration": {"gte": 0}}, updated) == ["a"]  # b lost its duration
     assert allowed({"year": {"gt": 2000}}, updated) == ["b"]
     assert allowed({"genres": "Drama"}, small) == ["b"]  # the original is untouched
-    grown, index, is_new = updated.with_item("e", title="E", attributes={"mood": "calm"}, active=True)
+    grown, index, is_new = updated.with_item(
+        "e", title="E", attributes={"mood": "calm"}, active=True
+    )
     assert (index, is_new, grown.n_items) == (4, True, 5)
     assert allowed({"mood": "calm"}, grown) == ["e"]
     assert len(grown.attributes["duration"].numbers) == 5

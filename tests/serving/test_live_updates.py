@@ -55,13 +55,21 @@ def test_partial_duplicates_leave_the_engine_equal_to_the_store(served):
         "events": [
             {"event_id": "p-1", "user_id": "u15", "item_id": "i7"},
             {"event_id": "p-2", "user_id": "u15", "item_id": "i7", "event_type": "complete"},
-            {"event_id": "p-3", "user_id": "u16", "item_id": "i9", "event_type": "rate", "value": 3},
+            {
+                "event_id": "p-3",
+                "user_id": "u16",
+                "item_id": "i9",
+                "event_type": "rate",
+                "value": 3,
+            },
         ]
     }
     assert post(served, batch) == {"accepted": 3, "inserted": 2, "duplicates": 1}
     for user in ("u15", "u16"):
         stored = served.store.user_history(user)
-        weights = served.engine.event_weights(stored["event_type"].tolist(), stored["value"].tolist())
+        weights = served.engine.event_weights(
+            stored["event_type"].tolist(), stored["value"].tolist()
+        )
         expected = stored.assign(w=weights).groupby("item_id")["w"].sum().to_dict()
         assert dict(served.engine.history(user)) == pytest.approx(expected)
     assert dict(served.engine.history("u16"))["i9"] == pytest.approx(3.0)  # rate x value
@@ -82,8 +90,14 @@ def test_a_new_users_first_events_already_personalise(served):
 
 def test_timestamps_accept_epoch_seconds_and_iso(served):
     post(served, {"event_id": "t-1", "user_id": "u17", "item_id": "i1", "timestamp": 1_700_000_000})
-    post(served, {"event_id": "t-2", "user_id": "u17", "item_id": "i2", "timestamp": "2024-01-02T03:04:05Z"})
-    post(served, {"event_id": "t-3", "user_id": "u17", "item_id": "i3", "timestamp": "2024-01-02T03:04:05"})
+    post(
+        served,
+        {"event_id": "t-2", "user_id": "u17", "item_id": "i2", "timestamp": "2024-01-02T03:04:05Z"},
+    )
+    post(
+        served,
+        {"event_id": "t-3", "user_id": "u17", "item_id": "i3", "timestamp": "2024-01-02T03:04:05"},
+    )
     stored = served.store.user_history("u17").set_index("event_id")["timestamp"]
     assert stored["t-1"] == 1_700_000_000
     assert stored["t-2"] == stored["t-3"] == 1_704_164_645
@@ -110,7 +124,11 @@ def test_purge_leaves_no_trace(served):
 
 
 def test_put_item_without_content_model_is_recommendable_at_once(served):
-    body = {"title": "Brand new", "text": "fresh", "attributes": {"genres": ["topic9"], "minutes": 42}}
+    body = {
+        "title": "Brand new",
+        "text": "fresh",
+        "attributes": {"genres": ["topic9"], "minutes": 42},
+    }
     put = served.client.put("/v1/items/new-1", json=body, headers=served.headers("write"))
     assert put.status_code == 200
     assert put.json()["attributes"] == {"genres": ["topic9"], "minutes": 42}

@@ -32,15 +32,43 @@ def test_metrics_series(serve, als_model):
         assert response.headers["content-type"].startswith("text/plain")
         found = samples(response.text)
         route = "/v1/users/{user_id}/recommendations"
-        assert value(found, "recstack_http_responses_total", method="GET", route=route, status="200") == 3
-        assert value(found, "recstack_http_request_duration_seconds_count", method="GET", route=route) == 3
-        assert value(
-            found, "recstack_http_request_duration_seconds_bucket", method="GET", route=route, le="+Inf"
-        ) == 3
+        assert (
+            value(found, "recstack_http_responses_total", method="GET", route=route, status="200")
+            == 3
+        )
+        assert (
+            value(found, "recstack_http_request_duration_seconds_count", method="GET", route=route)
+            == 3
+        )
+        assert (
+            value(
+                found,
+                "recstack_http_request_duration_seconds_bucket",
+                method="GET",
+                route=route,
+                le="+Inf",
+            )
+            == 3
+        )
         similar = "/v1/items/{item_id}/similar"
-        assert value(found, "recstack_http_responses_total", method="GET", route=similar, status="404") == 1
-        assert value(found, "recstack_http_responses_total", method="GET", route="unmatched", status="404") == 1
-        assert value(found, "recstack_model_info", name="als", version="1", registered_name="recstack") == 1
+        assert (
+            value(found, "recstack_http_responses_total", method="GET", route=similar, status="404")
+            == 1
+        )
+        assert (
+            value(
+                found,
+                "recstack_http_responses_total",
+                method="GET",
+                route="unmatched",
+                status="404",
+            )
+            == 1
+        )
+        assert (
+            value(found, "recstack_model_info", name="als", version="1", registered_name="recstack")
+            == 1
+        )
         assert value(found, "recstack_events_ingested_total", outcome="inserted") == 1
         assert value(found, "recstack_events_ingested_total", outcome="duplicate") == 1
         assert value(found, "recstack_cache_hits_total") == 2

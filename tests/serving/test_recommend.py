@@ -104,7 +104,10 @@ def test_explanations_name_history_items_with_titles(served):
         assert item["explanation"], item
         for because in item["explanation"]:
             assert because["item_id"] in history
-            assert because["title"] == f"Item {because['item_id'][1:]} of topic {topic(because['item_id'])}"
+            assert (
+                because["title"]
+                == f"Item {because['item_id'][1:]} of topic {topic(because['item_id'])}"
+            )
             assert because["weight"] > 0
 
 

@@ -35,7 +35,9 @@ def counter(served, name: str) -> float:
     return served.state.metrics.registry.get_sample_value(name) or 0.0
 
 
-def test_shared_cache_hits_and_is_invalidated_by_events(serve, als_model, redis_url, redis_prefix, r):
+def test_shared_cache_hits_and_is_invalidated_by_events(
+    serve, als_model, redis_url, redis_prefix, r
+):
     with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix) as s:
         first = s.recommend("u30", k=5)
         second = s.recommend("u30", k=5)
@@ -57,7 +59,9 @@ def test_shared_cache_hits_and_is_invalidated_by_events(serve, als_model, redis_
 def test_purge_deletes_every_redis_key_of_the_user(serve, als_model, redis_url, redis_prefix, r):
     with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix) as s:
         s.recommend("u31", k=5)
-        s.client.post("/v1/events", json={"user_id": "u31", "item_id": "i1"}, headers=s.headers("write"))
+        s.client.post(
+            "/v1/events", json={"user_id": "u31", "item_id": "i1"}, headers=s.headers("write")
+        )
         s.recommend("u31", k=5)
         s.recommend("u31", k=3)
         uh = user_hash("u31")
@@ -69,10 +73,14 @@ def test_purge_deletes_every_redis_key_of_the_user(serve, als_model, redis_url, 
 
 
 def test_rate_limit_counted_in_redis(serve, als_model, redis_url, redis_prefix, r):
-    with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix, rate_limit_per_minute=4) as s:
+    with serve(
+        als_model, redis_url=redis_url, key_prefix=redis_prefix, rate_limit_per_minute=4
+    ) as s:
         statuses = [s.client.get("/v1/popular", headers=s.headers()).status_code for _ in range(7)]
         if statuses.count(429) < 2:  # the burst straddled a minute boundary
-            statuses = [s.client.get("/v1/popular", headers=s.headers()).status_code for _ in range(7)]
+            statuses = [
+                s.client.get("/v1/popular", headers=s.headers()).status_code for _ in range(7)
+            ]
         assert statuses[:4] == [200] * 4 or statuses.count(429) >= 2
         limited = s.client.get("/v1/popular", headers=s.headers())
         assert limited.status_code == 429
@@ -87,13 +95,20 @@ def test_two_workers_stay_coherent_through_redis(serve, als_model, redis_url, re
     with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix) as a:
         dataset = a.store.snapshot(event_weighting(a.settings))
         engine_b = Engine.from_dataset(
-            dataset, als_model, model_info=ModelInfo("als", 1, "recstack"), weighting=event_weighting(a.settings)
+            dataset,
+            als_model,
+            model_info=ModelInfo("als", 1, "recstack"),
+            weighting=event_weighting(a.settings),
         )
         app_b = create_app(a.settings, engine_b, a.store, key_prefix=redis_prefix)
         with TestClient(app_b) as b:
             headers = a.headers()
             before = ids(b.get("/v1/users/u32/recommendations?k=10", headers=headers).json())
-            a.client.post("/v1/events", json={"user_id": "u32", "item_id": before[0]}, headers=a.headers("write"))
+            a.client.post(
+                "/v1/events",
+                json={"user_id": "u32", "item_id": before[0]},
+                headers=a.headers("write"),
+            )
             after = ids(b.get("/v1/users/u32/recommendations?k=10", headers=headers).json())
             assert before[0] not in after  # worker B re-read the user changed by worker A
 

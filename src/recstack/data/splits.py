@@ -36,7 +36,7 @@ def stratified_split(
     n = dataset.n_interactions
     users = np.asarray(dataset.user_idx, dtype=np.int64)
     random_key = np.random.RandomState(seed).rand(n)
-    order = np.lexsort((random_key, users))
+    order = _group_order(users, np.argsort(random_key))
     counts = np.bincount(users, minlength=dataset.n_users)
     group_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     sorted_users = users[order]
@@ -79,7 +79,7 @@ def leave_last_n_out(dataset: Dataset, n: int = 1) -> tuple[Dataset, Dataset]:
         raise ValueError(f"n must be at least 1, not {n}")
     users = np.asarray(dataset.user_idx, dtype=np.int64)
     total = len(users)
-    order = np.lexsort((np.arange(total), np.asarray(dataset.timestamp), users))
+    order = _group_order(users, np.argsort(np.asarray(dataset.timestamp), kind="stable"))
     counts = np.bincount(users, minlength=dataset.n_users)
     group_end = np.cumsum(counts)
     sorted_users = users[order]
@@ -88,3 +88,12 @@ def leave_last_n_out(dataset: Dataset, n: int = 1) -> tuple[Dataset, Dataset]:
     test = np.zeros(total, dtype=bool)
     test[order[to_test]] = True
     return dataset.subset(~test), dataset.subset(test)
+
+
+def _group_order(users: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """Row order grouped by user, each user's rows in the order ``within`` lists them.
+
+    Same result as ``np.lexsort((key, users))`` when ``within`` sorts by ``key``, but a stable
+    sort of an already ordered array is about twice as fast on tens of millions of rows.
+    """
+    return within[np.argsort(users[within], kind="stable")]

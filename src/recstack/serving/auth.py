@@ -8,7 +8,8 @@ stops working within that time. Rejected keys are remembered for a shorter time 
 retrying a bad key cannot hammer the database either.
 
 Missing key -> 401, unknown or revoked key -> 401, key with too small a scope -> 403, over the
-rate limit -> 429 with ``Retry-After``. With ``auth_enabled=False`` every caller is an admin
+rate limit -> 429 with ``Retry-After``. The check runs on the event loop (no thread hop): it is
+a dict lookup and a counter, touching the database only when the key cache misses. With ``auth_enabled=False`` every caller is an admin
 and rate limits apply per client address.
 """
 
@@ -73,7 +74,9 @@ class KeyVerifier:
         record = self._verify(key)
         found = None
         if record is not None:
-            found = Principal(str(record["prefix"]), str(record["scope"]), str(record.get("name") or ""))
+            found = Principal(
+                str(record["prefix"]), str(record["scope"]), str(record.get("name") or "")
+            )
         with self._lock:
             if len(self._cache) >= self.max_entries:
                 self._cache = {d: v for d, v in self._cache.items() if v[0] > now}
@@ -101,7 +104,7 @@ def require(scope: str) -> Any:
     if scope not in SCOPE_RANK:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def dependency(
+    async def dependency(
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
         header_key: str | None = Depends(api_key_scheme),
@@ -126,7 +129,8 @@ def require(scope: str) -> Any:
             principal = found
             if not principal.allows(scope):
                 raise ApiError(
-                    403, f"this route needs a key with scope '{scope}'; yours has '{principal.scope}'"
+                    403,
+                    f"this route needs a key with scope '{scope}'; yours has '{principal.scope}'",
                 )
         decision = state.limiter.hit(principal.id)
         if not decision.allowed:

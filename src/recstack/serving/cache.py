@@ -155,7 +155,9 @@ class RedisCache:
     def lookup(self, user_id: str, variant: str | None) -> tuple[int, dict[str, Any] | None]:
         uh = user_hash(user_id)
         wanted = variant if (variant is not None and self.ttl > 0) else ""
-        generation, body = self._lookup(keys=[self._gen_key(uh)], args=[self._entry_base(uh), wanted])
+        generation, body = self._lookup(
+            keys=[self._gen_key(uh)], args=[self._entry_base(uh), wanted]
+        )
         return int(generation), (json.loads(body) if body else None)
 
     def store(self, user_id: str, generation: int, variant: str, body: dict[str, Any]) -> None:

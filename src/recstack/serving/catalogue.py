@@ -193,8 +193,12 @@ def _updated_column(
 ) -> AttributeColumn:
     """``column`` with item ``index`` moved from value ``old`` to value ``new``."""
     members = dict(column.members) if column else {}
-    old_keys = {k for k in map(value_key, _elements(old)) if k is not None} if old is not None else set()
-    new_keys = {k for k in map(value_key, _elements(new)) if k is not None} if new is not None else set()
+    old_keys = (
+        {k for k in map(value_key, _elements(old)) if k is not None} if old is not None else set()
+    )
+    new_keys = (
+        {k for k in map(value_key, _elements(new)) if k is not None} if new is not None else set()
+    )
     for key in old_keys - new_keys:
         rows = members[key]
         rows = rows[rows != index]

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from recstack.errors import ConfigError, DataError, NotFoundError, RecstackError
 
@@ -108,13 +109,29 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.detail == "There was an error parsing the body":
+        # e.g. a body that is not UTF-8: malformed JSON like any other, so 422 as well
+        return error_response(request, 422, "malformed JSON body: it is not valid UTF-8 JSON")
     if status == 404 and exc.detail == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
     elif status == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        headers = {**(getattr(exc, "headers", None) or {}), "Allow": allowed_methods(request)}
+        return error_response(request, status, message, headers=headers)
     else:
         message = str(exc.detail)
     return error_response(request, status, message, headers=getattr(exc, "headers", None))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette lists only one route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET", "type": "http"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -145,4 +162,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RecstackError, _recstack_error)
     app.add_exception_handler(Exception, _unexpected_error)
-

@@ -34,9 +34,13 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"filter is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        raise InvalidRequestError(
+            f"filter is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
     if value is not None and not isinstance(value, dict):
-        raise InvalidRequestError("filter must be a JSON object, e.g. {\"genres\": {\"in\": [\"Action\"]}}")
+        raise InvalidRequestError(
+            'filter must be a JSON object, e.g. {"genres": {"in": ["Action"]}}'
+        )
     return value
 
 
@@ -100,7 +104,9 @@ def _attribute_mask(name: str, condition: Any, column: Any, n: int) -> np.ndarra
                     "lte": numbers <= operand,
                 }[op]
         else:
-            raise InvalidRequestError(f"unknown filter operator {op!r} on {name!r}; use one of {_ops()}")
+            raise InvalidRequestError(
+                f"unknown filter operator {op!r} on {name!r}; use one of {_ops()}"
+            )
     return mask
 
 
@@ -123,7 +129,9 @@ def _keys(name: str, values: list[Any]) -> list[str]:
     keys = []
     for value in values:
         if isinstance(value, dict | list):
-            raise InvalidRequestError(f"filter values for {name!r} must be strings, numbers or booleans")
+            raise InvalidRequestError(
+                f"filter values for {name!r} must be strings, numbers or booleans"
+            )
         key = value_key(value)
         if key is not None:
             keys.append(key)

@@ -66,7 +66,9 @@ class JobManager:
         job = Job(uuid.uuid4().hex, kind, request)
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recstack-job")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="recstack-job"
+                )
             self._jobs[job.id] = job
             while len(self._jobs) > self.max_jobs:
                 oldest = next(iter(self._jobs))

@@ -82,7 +82,9 @@ class RedisRateLimiter:
         self.client.close()
 
 
-def make_rate_limiter(redis_url: str | None, limit: int, key_prefix: str = "recstack:") -> RateLimiter:
+def make_rate_limiter(
+    redis_url: str | None, limit: int, key_prefix: str = "recstack:"
+) -> RateLimiter:
     """Redis-backed when ``redis_url`` is set, else in-process."""
     if redis_url:
         return RedisRateLimiter(redis_url, limit, key_prefix)

@@ -16,12 +16,12 @@ MAX_K = 1000
 MAX_BATCH_EVENTS = 10_000
 
 FILTER_DOC = (
-    "Attribute filter, all conditions must hold. `{\"genres\": {\"in\": [\"Action\"]}}` keeps "
-    "items whose attribute (or any element of a list attribute) is in the list; `{\"genres\": "
-    "\"Action\"}` is equality; `{\"duration\": {\"gte\": 10, \"lte\": 60}}` a numeric range "
-    "(gt/gte/lt/lte); `{\"difficulty\": {\"nin\": [2]}}` excludes values; `{\"active\": true}` "
+    'Attribute filter, all conditions must hold. `{"genres": {"in": ["Action"]}}` keeps '
+    'items whose attribute (or any element of a list attribute) is in the list; `{"genres": '
+    '"Action"}` is equality; `{"duration": {"gte": 10, "lte": 60}}` a numeric range '
+    '(gt/gte/lt/lte); `{"difficulty": {"nin": [2]}}` excludes values; `{"active": true}` '
     "(the default) keeps active items only, `false` inactive ones, `null` both; "
-    "`{\"item_id\": {\"nin\": [...]}}` excludes ids. Unknown attributes are rejected (422)."
+    '`{"item_id": {"nin": [...]}}` excludes ids. Unknown attributes are rejected (422).'
 )
 
 
@@ -43,8 +43,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # ---- recommendations ----------------------------------------------------------------------------
+STRICT = ConfigDict(extra="forbid", strict=True)  # JSON bodies: no "5" for 5, no 0 for false
+
+
 class RecommendationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
     exclude_seen: bool = Field(True, description="Leave out items already in the user's history.")
@@ -110,19 +113,23 @@ class PopularResponse(BaseModel):
 class EventIn(BaseModel):
     """One interaction. ``timestamp`` is epoch seconds or ISO 8601 (UTC if no zone)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    event_id: Identifier | None = Field(None, description="Idempotency key; a fresh UUID if absent.")
+    event_id: Identifier | None = Field(
+        None, description="Idempotency key; a fresh UUID if absent."
+    )
     user_id: Identifier
     item_id: Identifier
     event_type: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "view"
     value: FiniteFloat | None = Field(None, description="E.g. a rating; weighs valued event types.")
-    timestamp: datetime | None = Field(None, description="Epoch seconds or ISO 8601; default now.")
+    timestamp: datetime | None = Field(
+        None, strict=False, description="Epoch seconds or ISO 8601; default now."
+    )
     context: dict[str, Any] | None = None
 
 
 class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     events: list[EventIn] = Field(
         description=f"Up to {MAX_BATCH_EVENTS} events; larger batches get 413."
@@ -137,13 +144,13 @@ class EventsResponse(BaseModel):
 
 # ---- items and users ----------------------------------------------------------------------------
 class ItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     title: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     text: Annotated[str, StringConstraints(max_length=100_000)] | None = None
-    attributes: dict[Annotated[str, StringConstraints(min_length=1, max_length=255)], AttributeValue] = (
-        Field(default_factory=dict)
-    )
+    attributes: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=255)], AttributeValue
+    ] = Field(default_factory=dict)
     active: bool = True
 
 
@@ -180,7 +187,7 @@ class UserDeleted(BaseModel):
 
 # ---- admin and health ---------------------------------------------------------------------------
 class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
         description="Model family: popularity, itemknn, ease, als, bpr, two_tower or content."

@@ -85,7 +85,9 @@ def _item_body(item: Any) -> dict[str, Any]:
     return body
 
 
-def _lookup(state: AppState, user_id: str, variant: str | None) -> tuple[int, dict[str, Any] | None]:
+def _lookup(
+    state: AppState, user_id: str, variant: str | None
+) -> tuple[int, dict[str, Any] | None]:
     try:
         return state.cache.lookup(user_id, variant)
     except Exception:  # noqa: BLE001 - without the cache, compute (and treat as unchanged)

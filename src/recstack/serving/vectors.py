@@ -18,6 +18,7 @@ import numpy as np
 
 from recstack.models.base import top_k
 
+
 @dataclass(frozen=True)
 class ItemVectorSearch:
     """Inner-product search over ``vectors`` (rows = item positions) plus an exact tail."""

@@ -62,9 +62,7 @@ def create_store_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(
-        parsed, pool_pre_ping=True, json_serializer=dumps_json, future=True
-    )
+    return sa.create_engine(parsed, pool_pre_ping=True, json_serializer=dumps_json, future=True)
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

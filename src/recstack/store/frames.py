@@ -96,6 +96,7 @@ def prepare_interactions(frame: pd.DataFrame, source: str | None = None) -> pd.D
     out["event_type"] = _string_column(
         frame, "event_type", source, MAX_EVENT_TYPE_LENGTH, "interactions"
     )
+    _check_event_types(out["event_type"], source)
     if "value" in frame.columns:
         raw_value = frame["value"]
         value = pd.to_numeric(raw_value, errors="coerce").astype(np.float64)
@@ -110,8 +111,20 @@ def prepare_interactions(frame: pd.DataFrame, source: str | None = None) -> pd.D
     else:
         out["value"] = np.full(len(frame), np.nan)
     out["timestamp"] = _timestamps(frame["timestamp"], source)
-    out["context"] = _context_column(frame, source)
+    # as a Series: pandas would infer a str dtype (NaN for None) from a plain object array
+    out["context"] = pd.Series(_context_column(frame, source), dtype=object)
     return pd.DataFrame(out, columns=list(INTERACTION_COLUMNS))
+
+
+def _check_event_types(event_type: pd.Series, source: str | None) -> None:
+    """Event types are short names: no control characters (checked once per distinct type)."""
+    for name in event_type.unique().tolist():
+        if any(ord(ch) < 32 for ch in name):
+            row = int(np.flatnonzero((event_type == name).to_numpy())[0])
+            raise DataError(
+                f"row {row} of the interactions: event_type {name!r} has control characters",
+                file=source,
+            )
 
 
 def _timestamps(raw: pd.Series, source: str | None) -> np.ndarray:
@@ -149,13 +162,12 @@ def prepare_items(frame: pd.DataFrame, source: str | None = None) -> pd.DataFram
     out = pd.DataFrame({"item_id": ids.to_numpy(dtype=object)})
     for column in ("title", "text"):
         if column in frame.columns:
-            col = frame[column]
-            out[column] = col.astype(object).where(col.notna(), None).map(
-                lambda v: v if v is None else str(v)
+            out[column] = pd.Series(
+                [None if _missing(v) else str(v) for v in frame[column].tolist()], dtype=object
             )
         else:
             out[column] = None
-    out["attributes"] = _json_objects(frame, "attributes", source, "items")
+    out["attributes"] = pd.Series(_json_objects(frame, "attributes", source, "items"), dtype=object)
     if "active" in frame.columns:
         active = frame["active"]
         out["active"] = active.where(active.notna(), True).astype(bool).to_numpy()
@@ -171,8 +183,12 @@ def prepare_users(frame: pd.DataFrame, source: str | None = None) -> pd.DataFram
     frame = frame.reset_index(drop=True)
     ids = _string_column(frame, "user_id", source, MAX_ID_LENGTH, "users")
     out = pd.DataFrame({"user_id": ids.to_numpy(dtype=object)})
-    out["attributes"] = _json_objects(frame, "attributes", source, "users")
+    out["attributes"] = pd.Series(_json_objects(frame, "attributes", source, "users"), dtype=object)
     return out.drop_duplicates("user_id", keep="last").reset_index(drop=True)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
 
 
 def _json_objects(frame: pd.DataFrame, column: str, source: str | None, what: str) -> list:
@@ -190,7 +206,7 @@ def _json_objects(frame: pd.DataFrame, column: str, source: str | None, what: st
                 ) from exc
         if isinstance(value, dict):
             out.append(dumps_json(value) if value else None)
-        elif value is None or (isinstance(value, float) and np.isnan(value)):
+        elif _missing(value):
             out.append(None)
         else:
             raise DataError(

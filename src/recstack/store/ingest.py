@@ -21,12 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from recstack.errors import NotFoundError
 from recstack.progress import ProgressTask
 from recstack.store import ingest_postgres, ingest_sqlite
+from recstack.store.bulk import is_large_load, stored_rows_estimate
 from recstack.store.engine import write_transaction
 from recstack.store.frames import prepare_interactions, prepare_items, prepare_users
 
 if TYPE_CHECKING:
     from recstack.data.loaders import LoadedData
-
 
 
 @dataclass
@@ -117,10 +117,12 @@ def ingest(
     users = prepare_users(data.users, source) if data.users is not None else None
     n = 0 if interactions is None else len(interactions)
     items_created = items_updated = users_created = inserted = 0
-    with ProgressTask(f"ingest {source or 'data'}", total=n, enabled=progress) as task:
+    with ProgressTask("ingesting", total=n, enabled=progress) as task:
         with write_transaction(engine, check_foreign_keys=False) as conn:
             backend = backend_for(conn)
-            backend.prepare_bulk(conn)
+            stored = stored_rows_estimate(conn)
+            large = is_large_load(n, stored)
+            backend.prepare_bulk(conn, large=large)
             try:
                 if items is not None and len(items):
                     items_created, items_updated = upsert_catalogue(conn, items)
@@ -133,7 +135,7 @@ def ingest(
                     users_created += new_users
                     items_created += new_items
                     inserted = backend.load_interactions(
-                        conn, mapped, chunk_size=chunk_size, task=task
+                        conn, mapped, chunk_size=chunk_size, task=task, large=large, stored=stored
                     )
             finally:
                 backend.finish_bulk(conn)

@@ -1,15 +1,18 @@
-"""PostgreSQL fast paths: ``unnest`` of array parameters for ids and catalogue rows, and
-``COPY`` into a temporary staging table for interactions.
+"""PostgreSQL fast paths: ``unnest`` of binary array parameters for ids and catalogue rows,
+``COPY`` for interactions.
 
 All functions run on a connection already inside the caller's transaction; they never commit.
 Interactions travel as CSV written by pyarrow (C++), so no Python loop touches each row.
 
-Small batches go ``staging -> INSERT ... ON CONFLICT (event_id) DO NOTHING``. A large load
-locks ``interactions`` against other writers, stages everything, removes event ids already
-stored with one join, and inserts with plain ``INSERT ... SELECT``; when the new rows are many
-next to the stored ones it also drops the indexes and constraints first and rebuilds them once
-at the end (speculative ON CONFLICT inserts, per-row index updates and per-row foreign key
-triggers cost several times more than that).
+* Small batches: ``COPY`` into a temporary staging table, then
+  ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``.
+* Large loads lock out other writers, drop repeated event ids in pandas, then
+  - into an empty table (a first load): ``COPY`` straight into ``interactions``;
+  - otherwise: stage everything, delete staged event ids already stored with one join, and
+    ``INSERT ... SELECT`` without ON CONFLICT.
+  When the new rows are many next to the stored ones, the indexes and constraints are dropped
+  first and rebuilt once at the end, in the same transaction. Speculative ON CONFLICT inserts,
+  per-row index updates and per-row foreign key triggers cost several times more than that.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Connection
 
 from recstack.progress import ProgressTask
-from recstack.store.bulk import chunks, is_large_load, stored_rows_estimate
+from recstack.store.bulk import chunks, is_large_load
 from recstack.store.engine import driver_connection
 
 STAGING_TABLE = "recstack_staging_interactions"
@@ -35,11 +38,18 @@ _COLUMNS = 'event_id, user_id, item_id, event_type, value, "timestamp", context'
 _STAGED_COLUMNS = 'event_id, user_id, item_id, event_type, value, "timestamp", context::json'
 
 
-def prepare_bulk(conn: Connection) -> None:
-    """Give index builds and the existing-event join enough memory for this transaction."""
+def prepare_bulk(conn: Connection, *, large: bool) -> None:
+    """Memory for index builds and the existing-event join; locks for a large load.
+
+    A large load takes its table locks first, in the order every writer touches the tables
+    (users, items, interactions): other writers then wait for it instead of deadlocking with
+    it when it re-adds the foreign keys at the end. Readers are not blocked by these locks.
+    """
     raw = driver_connection(conn)
     raw.execute(f"SET LOCAL maintenance_work_mem = '{_MAINTENANCE_MEMORY}'")
     raw.execute(f"SET LOCAL work_mem = '{_MAINTENANCE_MEMORY}'")
+    if large:
+        raw.execute("LOCK TABLE users, items, interactions IN SHARE ROW EXCLUSIVE MODE")
 
 
 def finish_bulk(conn: Connection) -> None:
@@ -47,10 +57,16 @@ def finish_bulk(conn: Connection) -> None:
 
 
 def insert_missing_ids(conn: Connection, table: str, external_ids: Sequence[str]) -> int:
-    """Create bare ``users``/``items`` rows for ids not yet stored; returns how many were new."""
+    """Create bare ``users``/``items`` rows for ids not yet stored; returns how many were new.
+
+    Ids already stored are filtered out first so they do not use up sequence values (ON
+    CONFLICT alone would draw one per conflicting row); ON CONFLICT still covers a concurrent
+    writer adding the same id.
+    """
     cur = driver_connection(conn).execute(
         f"INSERT INTO {table} (external_id) SELECT e FROM unnest(%b::text[]) WITH ORDINALITY "
-        "AS u(e, n) ORDER BY n ON CONFLICT (external_id) DO NOTHING",
+        f"AS u(e, n) WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = u.e) "
+        "ORDER BY n ON CONFLICT (external_id) DO NOTHING",
         (list(external_ids),),
     )
     return max(cur.rowcount, 0)
@@ -162,28 +178,35 @@ def write_interactions(conn: Connection, chunk: pd.DataFrame) -> int:
 
 
 def load_interactions(
-    conn: Connection, frame: pd.DataFrame, *, chunk_size: int, task: ProgressTask
+    conn: Connection,
+    frame: pd.DataFrame,
+    *,
+    chunk_size: int,
+    task: ProgressTask,
+    large: bool,
+    stored: int,
 ) -> int:
-    """Write mapped interactions (surrogate user/item ids); returns how many were new."""
-    stored = stored_rows_estimate(conn)
-    if not is_large_load(len(frame), stored):
+    """Write mapped interactions (surrogate user/item ids); returns how many were new.
+
+    ``large`` loads must run after ``prepare_bulk(conn, large=True)`` (which locks out other
+    writers, so no event_id can appear between the join and the insert); ``stored`` is the
+    estimate of rows already stored.
+    """
+    if not large:
         inserted = 0
         for chunk in chunks(frame, chunk_size):
             inserted += write_interactions(conn, chunk)
             task.advance(len(chunk))
         return inserted
     raw = driver_connection(conn)
-    # Other writers wait until commit, so no event_id can appear between the join and the insert.
-    raw.execute("LOCK TABLE interactions IN SHARE ROW EXCLUSIVE MODE")
     first = frame.loc[~frame["event_id"].duplicated(keep="first").to_numpy()]
+    if not stored:
+        return _copy_into_empty_table(raw, first, chunk_size, task)
     for chunk in chunks(first, chunk_size):
         _stage(raw, chunk)
         task.advance(len(chunk))
-    if stored:
-        raw.execute(f"ANALYZE {STAGING_TABLE}")
-        raw.execute(
-            f"DELETE FROM {STAGING_TABLE} s USING interactions i WHERE i.event_id = s.event_id"
-        )
+    raw.execute(f"ANALYZE {STAGING_TABLE}")
+    raw.execute(f"DELETE FROM {STAGING_TABLE} s USING interactions i WHERE i.event_id = s.event_id")
     new_rows = raw.execute(f"SELECT count(*) FROM {STAGING_TABLE}").fetchone()[0]
     rebuild = []
     if is_large_load(new_rows, stored) and _owns_interactions(raw):
@@ -193,12 +216,36 @@ def load_interactions(
         f"INSERT INTO interactions ({_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM {STAGING_TABLE}"
     )
     inserted = max(cur.rowcount, 0)
+    _rebuild(raw, rebuild, task)
+    raw.execute(f"TRUNCATE {STAGING_TABLE}")
+    return inserted
+
+
+def _copy_into_empty_table(
+    raw,  # noqa: ANN001 - psycopg connection
+    frame: pd.DataFrame,
+    chunk_size: int,
+    task: ProgressTask,
+) -> int:
+    """The first load of a store: COPY straight into ``interactions``, then index once.
+
+    Nothing is stored yet and other writers are locked out, so event ids (deduplicated by the
+    caller) cannot clash and no staging table is needed.
+    """
+    owner = _owns_interactions(raw)
+    rebuild = _drop_indexes_and_constraints(raw, primary_key=True) if owner else []
+    for chunk in chunks(frame, chunk_size):
+        _copy(raw, f"interactions ({_COLUMNS})", chunk)
+        task.advance(len(chunk))
+    _rebuild(raw, rebuild, task)
+    return len(frame)
+
+
+def _rebuild(raw, rebuild: list[str], task: ProgressTask) -> None:  # noqa: ANN001
     if rebuild:
         task.update(description=f"{task.description}: indexing")
         for ddl in rebuild:
             raw.execute(ddl)
-    raw.execute(f"TRUNCATE {STAGING_TABLE}")
-    return inserted
 
 
 def _owns_interactions(raw) -> bool:  # noqa: ANN001 - psycopg connection
@@ -209,43 +256,54 @@ def _owns_interactions(raw) -> bool:  # noqa: ANN001 - psycopg connection
     return bool(row and row[0])
 
 
-def _drop_indexes_and_constraints(raw) -> list[str]:  # noqa: ANN001 - psycopg connection
-    """Drop unique/foreign key constraints and plain indexes of ``interactions`` (not the PK).
+def _drop_indexes_and_constraints(raw, primary_key: bool = False) -> list[str]:  # noqa: ANN001
+    """Drop unique/foreign key constraints and plain indexes of ``interactions``.
 
-    Returns the DDL that recreates them, unique constraints first and foreign keys last, so
-    the rebuild validates every stored row again before the transaction can commit.
+    The primary key goes too when ``primary_key`` (a first load: rebuilding it over rows in id
+    order is cheaper than maintaining it). Returns the DDL that recreates everything, keys and
+    unique constraints first and foreign keys last, so the rebuild validates every stored row
+    again before the transaction can commit.
     """
+    kinds = ("p", "u", "f") if primary_key else ("u", "f")
     constraints = raw.execute(
         "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
-        "WHERE conrelid = 'interactions'::regclass AND contype IN ('u', 'f') ORDER BY contype DESC"
+        "WHERE conrelid = 'interactions'::regclass AND contype = ANY(%s)",
+        (list(kinds),),
     ).fetchall()
     indexes = raw.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = 'interactions'::regclass AND NOT i.indisprimary AND NOT EXISTS "
         "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
     ).fetchall()
-    uniques = [(n, d) for n, d, kind in constraints if kind == "u"]
-    foreign = [(n, d) for n, d, kind in constraints if kind == "f"]
-    for name, _ in foreign + uniques:
+    order = {"p": 0, "u": 1, "f": 2}
+    constraints = sorted(constraints, key=lambda row: order[row[2]])
+    for name, _, _ in reversed(constraints):
         raw.execute(f'ALTER TABLE interactions DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         raw.execute(f"DROP INDEX {name}")
-    return (
-        [f'ALTER TABLE interactions ADD CONSTRAINT "{n}" {d}' for n, d in uniques]
-        + [d for _, d in indexes]
-        + [f'ALTER TABLE interactions ADD CONSTRAINT "{n}" {d}' for n, d in foreign]
-    )
+    keys = [
+        f'ALTER TABLE interactions ADD CONSTRAINT "{n}" {d}' for n, d, k in constraints if k != "f"
+    ]
+    foreign = [
+        f'ALTER TABLE interactions ADD CONSTRAINT "{n}" {d}' for n, d, k in constraints if k == "f"
+    ]
+    return keys + [d for _, d in indexes] + foreign
 
 
 def _stage(raw, chunk: pd.DataFrame) -> None:  # noqa: ANN001 - psycopg connection
-    """Append ``chunk`` to the session's staging table with COPY (created on first use)."""
+    """Append ``chunk`` to the session's staging table (created on first use)."""
     raw.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (event_id text, user_id bigint, "
         "item_id bigint, event_type text, value float8, timestamp bigint, context text) "
         "ON COMMIT DROP"
     )
+    _copy(raw, STAGING_TABLE, chunk)
+
+
+def _copy(raw, target: str, chunk: pd.DataFrame) -> None:  # noqa: ANN001 - psycopg connection
+    """COPY ``chunk`` (canonical column order) into ``target`` (a table and column list)."""
     payload = _csv_bytes(chunk)
-    with raw.cursor() as cur, cur.copy(f"COPY {STAGING_TABLE} FROM STDIN (FORMAT csv)") as copy:
+    with raw.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
         for start in range(0, len(payload), _COPY_BLOCK_BYTES):
             copy.write(payload[start : start + _COPY_BLOCK_BYTES])
 

@@ -1,7 +1,9 @@
-"""SQLite fast paths: plain-tuple ``executemany`` on the raw sqlite3 connection.
+"""SQLite fast paths: ``executemany`` of plain tuples on the raw sqlite3 connection.
 
-All functions run on a connection already inside the caller's write transaction; they never
-commit. Row counts come from ``cursor.rowcount``, which sqlite3 sums over an executemany.
+All functions run on a connection already inside the caller's write transaction (which holds
+SQLite's single write lock and, for ingest, has per-row foreign key checks off: every key is
+resolved in the same transaction); they never commit. Row counts come from
+``cursor.rowcount``, which sqlite3 sums over an executemany.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from recstack.progress import ProgressTask
-from recstack.store.bulk import chunks, is_large_load, stored_rows_estimate
+from recstack.store.bulk import chunks
 from recstack.store.engine import driver_connection
 
 _LOOKUP_BATCH = 20_000  # well under SQLite's 32766 bound variables
 _BULK_CACHE_KIB = 256 * 1024
 
 
-def prepare_bulk(conn: Connection) -> None:
-    """Give this connection a large page cache for a bulk load."""
+def prepare_bulk(conn: Connection, *, large: bool) -> None:
+    """Give this connection a large page cache for a bulk load (``large`` changes nothing here)."""
     driver_connection(conn).execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
 
 
@@ -119,8 +121,15 @@ def upsert_users(conn: Connection, rows: pd.DataFrame) -> int:
     return affected
 
 
-_INTERACTION_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "value", "timestamp",
-                        "context")
+_INTERACTION_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "event_type",
+    "value",
+    "timestamp",
+    "context",
+)
 _ROWS_PER_STATEMENT = 100  # a few hundred bound variables per statement: fewer, bigger steps
 
 
@@ -175,15 +184,22 @@ def write_interactions(conn: Connection, chunk: pd.DataFrame) -> int:
 
 
 def load_interactions(
-    conn: Connection, frame: pd.DataFrame, *, chunk_size: int, task: ProgressTask
+    conn: Connection,
+    frame: pd.DataFrame,
+    *,
+    chunk_size: int,
+    task: ProgressTask,
+    large: bool,
+    stored: int,
 ) -> int:
     """Write mapped interactions (surrogate user/item ids); returns how many were new.
 
     A large load drops the non-unique indexes of ``interactions`` first and rebuilds them at
-    the end: one sorted index build is much faster than updating it row by row.
+    the end: one sorted index build is much faster than updating it row by row. ``stored``
+    is not needed here (the signature matches the PostgreSQL path).
     """
     rebuild = []
-    if is_large_load(len(frame), stored_rows_estimate(conn)):
+    if large:
         rebuild = _drop_secondary_indexes(driver_connection(conn))
     inserted = 0
     for chunk in chunks(frame, chunk_size):

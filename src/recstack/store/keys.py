@@ -51,9 +51,7 @@ def create_api_key(engine: Engine, scope: str, name: str = "") -> tuple[str, dic
                 break
         key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         conn.execute(
-            api_keys.insert().values(
-                name=name, prefix=prefix, key_hash=hash_key(key), scope=scope
-            )
+            api_keys.insert().values(name=name, prefix=prefix, key_hash=hash_key(key), scope=scope)
         )
         row = conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix)).one()
     return key, _record(row)

@@ -104,8 +104,9 @@ def items_frame(engine: Engine) -> pd.DataFrame:
     """The catalogue in canonical ``ITEM_COLUMNS``, ordered by surrogate id."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(items.c.external_id, items.c.title, items.c.text, items.c.attributes,
-                      items.c.active).order_by(items.c.id)
+            sa.select(
+                items.c.external_id, items.c.title, items.c.text, items.c.attributes, items.c.active
+            ).order_by(items.c.id)
         ).all()
     return pd.DataFrame(
         {

@@ -10,7 +10,7 @@ per distinct type (pandas categoricals).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,13 @@ def _event_types(joined: str | bytes | None) -> pd.Series:
 
 
 def _check(block: EventBlock, expected: int) -> EventBlock:
-    if not all(len(a) == expected for a in (block.item_id, block.event_type, block.value,
-                                              block.timestamp)) or len(block) != expected:
+    if (
+        not all(
+            len(a) == expected
+            for a in (block.item_id, block.event_type, block.value, block.timestamp)
+        )
+        or len(block) != expected
+    ):
         raise RecstackError(f"snapshot read a malformed block ({expected} events expected)")
     return block
 
@@ -138,11 +143,24 @@ def event_blocks(conn: Connection, since: int | None = None) -> Iterator[EventBl
     return _sqlite_blocks(conn, since)
 
 
-def _lookup(surrogates: np.ndarray) -> np.ndarray:
-    """Array mapping surrogate id -> position in ``surrogates`` (sorted ascending), else -1."""
-    table = np.full(int(surrogates.max()) + 1 if len(surrogates) else 1, -1, dtype=np.int32)
-    table[surrogates] = np.arange(len(surrogates), dtype=np.int32)
-    return table
+def positions_of(surrogates: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function mapping surrogate ids to their positions in ``surrogates`` (sorted ascending).
+
+    Dense ids use a lookup array (one gather per event); ids with large gaps (sequences skip
+    values after rollbacks) fall back to a binary search instead of a huge array.
+
+    >>> positions_of(np.array([3, 5, 9]))(np.array([9, 3, 5, 3])).tolist()
+    [2, 0, 1, 0]
+    """
+    surrogates = np.asarray(surrogates, dtype=np.int64)
+    if not len(surrogates):
+        return lambda values: np.full(len(values), -1, dtype=np.int32)
+    top = int(surrogates[-1])
+    if top <= 4 * len(surrogates) + 1_000_000:
+        table = np.full(top + 1, -1, dtype=np.int32)
+        table[surrogates] = np.arange(len(surrogates), dtype=np.int32)
+        return lambda values: table[values]
+    return lambda values: np.searchsorted(surrogates, values).astype(np.int32)
 
 
 def _read_users(conn: Connection) -> tuple[np.ndarray, IdMap]:
@@ -153,9 +171,11 @@ def _read_users(conn: Connection) -> tuple[np.ndarray, IdMap]:
 
 
 def _read_items(conn: Connection) -> tuple[np.ndarray, IdMap, pd.DataFrame]:
-    rows = driver_connection(conn).execute(
-        "SELECT id, external_id, title, text, attributes, active FROM items ORDER BY id"
-    ).fetchall()
+    rows = (
+        driver_connection(conn)
+        .execute("SELECT id, external_id, title, text, attributes, active FROM items ORDER BY id")
+        .fetchall()
+    )
     sids = np.asarray([r[0] for r in rows], dtype=np.int64)
     meta = pd.DataFrame(
         {
@@ -199,13 +219,13 @@ def snapshot(
         user_sids, users = _read_users(conn)
         item_sids, items, item_meta = _read_items(conn)
         total = _count(conn) if progress else None
-        user_pos, item_pos = _lookup(user_sids), _lookup(item_sids)
+        user_pos, item_pos = positions_of(user_sids), positions_of(item_sids)
         with ProgressTask("snapshot", total=total, enabled=progress) as task:
             for block in event_blocks(conn, since):
                 weight = weighting.weights(block.event_type, pd.Series(block.value))
                 keep = ~np.isnan(weight)
-                parts["u"].append(user_pos[block.user_id[keep]])
-                parts["i"].append(item_pos[block.item_id[keep]])
+                parts["u"].append(user_pos(block.user_id[keep]))
+                parts["i"].append(item_pos(block.item_id[keep]))
                 parts["w"].append(weight[keep])
                 parts["t"].append(block.timestamp[keep])
                 task.advance(len(block))

@@ -83,6 +83,9 @@ class Store:
 
         Re-ingesting the same data adds nothing; any failure leaves the store as it was.
         Catalogue items update their title/text/attributes where the new row gives them.
+        A large load (see ``store.bulk``) rebuilds the interaction indexes once at the end; on
+        PostgreSQL other writers wait for it, and readers of ``interactions`` wait from the
+        moment its indexes are dropped until it commits (SQLite readers never wait).
         """
         return _ingest(self.engine, data, progress=progress, chunk_size=chunk_size)
 

@@ -22,9 +22,13 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects import postgresql
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 PK = BigInteger().with_variant(Integer(), "sqlite")
+# Event ids are opaque keys: on PostgreSQL the "C" collation compares them bytewise, which
+# makes the unique index several times cheaper to build and probe than a locale collation.
+EVENT_ID = String(255).with_variant(postgresql.VARCHAR(255, collation="C"), "postgresql")
 
 metadata = MetaData()
 
@@ -54,7 +58,7 @@ interactions = Table(
     "interactions",
     metadata,
     Column("id", PK, primary_key=True, autoincrement=True),
-    Column("event_id", String(255), nullable=False, unique=True),
+    Column("event_id", EVENT_ID, nullable=False, unique=True),
     Column("user_id", PK, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("item_id", PK, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     Column("event_type", String(32), nullable=False),

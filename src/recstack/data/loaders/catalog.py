@@ -19,7 +19,7 @@ from recstack.data.loaders.checks import RowChecks, finish, resolve_column, show
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.readers import RawTable
 from recstack.data.loaders.result import OnError, items_frame, users_frame
-from recstack.errors import ConfigError
+from recstack.errors import ConfigError, DataError
 
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n"})
@@ -27,10 +27,12 @@ FALSE_WORDS = frozenset({"0", "false", "f", "no", "n"})
 
 def build_items(
     raw: RawTable, mapping: ColumnMapping, on_error: OnError = "fail"
-) -> tuple[pd.DataFrame, list]:
+) -> tuple[pd.DataFrame, list[DataError]]:
     """Validate raw rows into a canonical items frame; a repeated item id keeps its last row."""
     frame = raw.frame
     checks = RowChecks(len(frame))
+    if len(frame.columns) == 0:  # nothing parsed: an empty file, or only broken lines
+        return items_frame([]), finish(raw, checks, on_error)[1]
     id_col = resolve_column(raw, mapping, "item_id", required=True)
     ids = clean_ids(frame[id_col], "item_id", id_col, checks)
     title_col = resolve_column(raw, mapping, "title")
@@ -55,9 +57,11 @@ def build_items(
 
 def build_users(
     raw: RawTable, mapping: ColumnMapping, on_error: OnError = "fail"
-) -> tuple[pd.DataFrame, list]:
+) -> tuple[pd.DataFrame, list[DataError]]:
     """Validate raw rows into a canonical users frame; a repeated user id keeps its last row."""
     checks = RowChecks(len(raw.frame))
+    if len(raw.frame.columns) == 0:
+        return users_frame([]), finish(raw, checks, on_error)[1]
     id_col = resolve_column(raw, mapping, "user_id", required=True)
     ids = clean_ids(raw.frame[id_col], "user_id", id_col, checks)
     attributes = build_attributes(raw, mapping, checks)
@@ -113,6 +117,8 @@ def typed_attribute(col: pd.Series, separator: str) -> list[Any]:
 
 
 def plain_value(v: Any) -> Any:
+    """A cell as plain JSON-able Python: numpy scalars and arrays unwrapped, NaN/NA as None,
+    and null entries dropped from nested objects."""
     if isinstance(v, np.ndarray):
         return [plain_value(x) for x in v.tolist()]
     if isinstance(v, dict):

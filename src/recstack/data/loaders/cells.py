@@ -18,14 +18,17 @@ from recstack.data.loaders.checks import RowChecks, show_cell
 # epoch seconds beyond year 9999 are certainly a unit mistake
 MAX_EPOCH_SECONDS = 253_402_300_800
 MS_THRESHOLD = 1e11
+MAX_ID_LENGTH = 255  # the store's external id columns hold this many characters
 
 
 def clean_ids(col: pd.Series, field: str, column: str, checks: RowChecks) -> pd.Series:
-    """Ids as stripped strings; empty, null and nested (object/list) values are errors."""
+    """Ids as stripped strings; empty, null, over-long and nested (object/list) values are
+    errors."""
     nested = _nested_mask(col)
     values = clean_optional_ids(col)
     missing = values.isna().to_numpy() & ~nested
     checks.add(missing, lambda r: f"missing {field} (column {column!r})")
+    check_length(values, field, column, checks)
     checks.add(
         nested,
         lambda r: (
@@ -34,6 +37,18 @@ def clean_ids(col: pd.Series, field: str, column: str, checks: RowChecks) -> pd.
         ),
     )
     return values.fillna("")
+
+
+def check_length(values: pd.Series, field: str, column: str, checks: RowChecks) -> None:
+    """Ids longer than the store keeps (``MAX_ID_LENGTH`` characters) are errors."""
+    too_long = (values.str.len() > MAX_ID_LENGTH).fillna(False).to_numpy(dtype=bool)
+    checks.add(
+        too_long,
+        lambda r: (
+            f"{field} is {len(values.iloc[r])} characters long, more than {MAX_ID_LENGTH} "
+            f"(column {column!r})"
+        ),
+    )
 
 
 def clean_optional_ids(col: pd.Series) -> pd.Series:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SEEDS = (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -61,14 +62,17 @@ def hash_strings(values: pa.Array | pa.ChunkedArray | pd.Series, seed: int) -> n
     return h
 
 
-def occurrences(keys: pa.Array | pa.ChunkedArray | pd.Series) -> np.ndarray:
+def occurrences(
+    keys: pa.Array | pa.ChunkedArray | pd.Series, hashed: np.ndarray | None = None
+) -> np.ndarray:
     """For each key, how many equal keys came before it (0 for the first).
 
-    Repeats are found through the hash; only candidate rows are compared as strings, so a
+    Repeats are found through the hash (``hashed``, if the caller has it already, must be
+    ``hash_strings(keys, SEEDS[0])``); only candidate rows are compared as strings, so a
     hash collision between different keys never merges them.
     """
     arr = _large_strings(keys)
-    h = hash_strings(arr, SEEDS[0])
+    h = hash_strings(arr, SEEDS[0]) if hashed is None else hashed
     out = np.zeros(len(h), dtype=np.int64)
     candidates = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
     if candidates.size:
@@ -84,14 +88,15 @@ def hex_ids(keys: pa.Array | pa.ChunkedArray | pd.Series, chars: int = 20) -> pd
     order always give the same ids.
     """
     arr = _large_strings(keys)
-    occurrence = occurrences(arr).astype(np.uint64)
+    hashes = [hash_strings(arr, seed) for seed in SEEDS]
+    occurrence = occurrences(arr, hashed=hashes[0]).astype(np.uint64)
     with np.errstate(over="ignore"):
-        parts = [mix64(hash_strings(arr, seed) + occurrence * GOLDEN) for seed in SEEDS]
+        parts = [mix64(h + occurrence * GOLDEN) for h in hashes]
     raw = np.column_stack(parts).astype(">u8").tobytes().hex().encode()
     digits = np.frombuffer(raw, dtype="S32")
     text = pa.array(digits, type=pa.binary(32)).cast(pa.large_string())
     if chars < 32:
-        text = pa.compute.utf8_slice_codeunits(text, 0, chars)
+        text = pc.utf8_slice_codeunits(text, 0, chars)
     return pd.Series(text.to_pandas(), dtype="str")
 
 

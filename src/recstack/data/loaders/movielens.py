@@ -79,8 +79,8 @@ class Layout:
 
 LAYOUTS = (
     Layout("100k", "u.data", "u.item", "u.user", None, "\t"),
-    Layout("1m", "ratings.dat", "movies.dat", "users.dat", "tags.dat", "::"),
-    Layout("latest", "ratings.csv", "movies.csv", None, "tags.csv", None),
+    Layout("1m-10m", "ratings.dat", "movies.dat", "users.dat", "tags.dat", "::"),
+    Layout("latest-20m-25m", "ratings.csv", "movies.csv", None, "tags.csv", None),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ class RawTable:
 
 
 def file_format(path: Path) -> str:
-    """ "csv", "tsv", "jsonl" or "parquet" from the file name (a ``.gz`` suffix is allowed)."""
+    """The format name (csv, tsv, jsonl, parquet) from the file name; ``.gz`` is allowed."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -80,18 +81,6 @@ def read_raw(path: Path, delimiter: str | None = None, encoding: str = "utf-8") 
     if delimiter is None and fmt == "tsv":
         delimiter = "\t"
     return read_delimited(path, delimiter=delimiter, encoding=encoding)
-
-
-def column_names(path: Path, delimiter: str | None = None, encoding: str = "utf-8") -> list[str]:
-    """The columns of a file without reading all of it where the format allows."""
-    fmt = file_format(path)
-    if fmt == "parquet":
-        return list(pq.read_schema(path).names)
-    if fmt in {"csv", "tsv"}:
-        header = first_line(path, encoding)
-        sep = delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(header))
-        return [c.strip().strip('"') for c in header.split(sep)]
-    raise ValueError("column_names reads CSV and Parquet headers only")
 
 
 def open_text_bytes(path: Path) -> bytes:
@@ -173,7 +162,35 @@ def read_delimited(
             bad_lines.append(row.number)
         return "skip"
 
-    table = pacsv.read_csv(
+    try:
+        table = _read_csv_table(source, names, skip, sep, encoding, on_invalid_row)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _csv_error(exc, file, encoding) from exc
+    frame = table.to_pandas()
+    dropped = np.sort(np.asarray(bad_lines, dtype=np.int64))
+    # kept row r sits at line first + r + (number of dropped lines before it)
+    shifted = dropped - first_data_line - np.arange(len(dropped))
+
+    def line_of(positions: np.ndarray) -> np.ndarray:
+        pos = np.asarray(positions, dtype=np.int64)
+        return first_data_line + pos + np.searchsorted(shifted, pos, side="right")
+
+    if len(frame.columns) > 0 and len(frame) > 0:
+        blank = (frame == "").all(axis=1).to_numpy()
+        if blank.any():
+            frame = frame.loc[~blank]
+    return RawTable(frame, file, line_of, sorted(errors, key=lambda e: e.line or 0))
+
+
+def _read_csv_table(
+    source: object,
+    names: Sequence[str],
+    skip: int,
+    sep: str,
+    encoding: str,
+    on_invalid_row: Callable[[pacsv.InvalidRow], str],
+) -> pa.Table:
+    return pacsv.read_csv(
         source,
         read_options=pacsv.ReadOptions(
             column_names=list(names),
@@ -189,20 +206,20 @@ def read_delimited(
             column_types={n: pa.string() for n in names}, strings_can_be_null=False
         ),
     )
-    frame = table.to_pandas()
-    dropped = np.sort(np.asarray(bad_lines, dtype=np.int64))
-    # kept row r sits at line first + r + (number of dropped lines before it)
-    shifted = dropped - first_data_line - np.arange(len(dropped))
 
-    def line_of(positions: np.ndarray) -> np.ndarray:
-        pos = np.asarray(positions, dtype=np.int64)
-        return first_data_line + pos + np.searchsorted(shifted, pos, side="right")
 
-    if len(frame.columns) > 0 and len(frame) > 0:
-        blank = (frame == "").all(axis=1).to_numpy()
-        if blank.any():
-            frame = frame.loc[~blank]
-    return RawTable(frame, file, line_of, sorted(errors, key=lambda e: e.line or 0))
+def _csv_error(exc: Exception, file: str, encoding: str) -> DataError:
+    """A DataError for a file the CSV parser rejects as a whole (bad encoding, binary data)."""
+    message = str(exc)
+    match = re.search(r"Row #(\d+)", message)
+    line = int(match.group(1)) if match else None
+    if "UTF8" in message or isinstance(exc, UnicodeDecodeError):
+        return DataError(
+            f"text is not valid {encoding}; set the file's encoding in the column mapping",
+            file=file,
+            line=line,
+        )
+    return DataError(f"cannot parse as delimited text: {message}", file=file, line=line)
 
 
 def _split_header(header: str, sep: str) -> list[str]:

@@ -8,7 +8,6 @@ visits the rows that fail, to word their error. Each error names the file, the p
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recstack.data.loaders.cells import (
+    check_length,
     clean_ids,
     clean_optional_ids,
     parse_context,
@@ -23,9 +23,10 @@ from recstack.data.loaders.cells import (
     parse_values,
 )
 from recstack.data.loaders.checks import RowChecks, finish, resolve_column
+from recstack.data.loaders.hashing import hex_ids, occurrences
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.readers import RawTable
-from recstack.data.loaders.result import OnError, interactions_frame
+from recstack.data.loaders.result import OnError, empty_interactions, interactions_frame
 from recstack.errors import DataError
 
 MAX_EVENT_TYPE_LENGTH = 32
@@ -55,6 +56,8 @@ def build_interactions(
     """
     frame = raw.frame
     checks = RowChecks(len(frame))
+    if len(frame.columns) == 0:  # nothing parsed: an empty file, or only broken lines
+        return empty_interactions(), finish(raw, checks, on_error)[1]
     user_col = resolve_column(raw, mapping, "user_id", required=True)
     item_col = resolve_column(raw, mapping, "item_id", required=True)
     ts_col = resolve_column(raw, mapping, "timestamp", required=True)
@@ -79,7 +82,10 @@ def build_interactions(
     else:
         timestamps = np.zeros(len(frame), dtype=np.int64)
     context = parse_context(frame[context_col], context_col, checks) if context_col else None
-    given_ids = clean_optional_ids(frame[id_col]) if id_col is not None else None
+    given_ids = None
+    if id_col is not None:
+        given_ids = clean_optional_ids(frame[id_col])
+        check_length(given_ids, "event_id", id_col, checks)
 
     keep, errors = finish(raw, checks, on_error)
     good = pd.DataFrame(
@@ -90,12 +96,14 @@ def build_interactions(
             "timestamp": timestamps[keep],
         }
     )
+    given = given_ids[keep].reset_index(drop=True) if given_ids is not None else None
     if make_event_ids is not None:
         event_ids = make_event_ids(good)
+    elif given is not None and given.notna().all():
+        event_ids = given
     else:
         event_ids = content_event_ids(good)
-        if given_ids is not None:
-            given = given_ids[keep].reset_index(drop=True)
+        if given is not None:
             event_ids = given.where(given.notna(), event_ids)
     out = interactions_frame(
         event_ids,
@@ -132,8 +140,8 @@ def clean_event_types(
 def content_event_ids(frame: pd.DataFrame) -> pd.Series:
     """Deterministic event ids from the row content: re-reading a file gives the same ids.
 
-    The id hashes (user, item, type, timestamp, occurrence) where occurrence counts earlier rows
-    with the same four fields, so exact repeats within a file stay distinct events.
+    Each id is 20 hex digits hashing (user, item, type, timestamp) together with the number of
+    earlier rows with the same four fields, so exact repeats within a file stay distinct.
     """
     key = (
         frame["user_id"].astype("str")
@@ -144,9 +152,7 @@ def content_event_ids(frame: pd.DataFrame) -> pd.Series:
         + "\x1f"
         + frame["timestamp"].astype("str")
     )
-    key = with_occurrence(key, "\x1f")
-    digests = [hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in key.tolist()]
-    return pd.Series(digests, index=frame.index, dtype="str")
+    return hex_ids(key, chars=20)
 
 
 def with_occurrence(keys: pd.Series, sep: str, *, first_bare: bool = False) -> pd.Series:
@@ -156,12 +162,10 @@ def with_occurrence(keys: pd.Series, sep: str, *, first_bare: bool = False) -> p
     suffix; otherwise every key gets one.
     """
     keys = keys.astype("str").reset_index(drop=True)
-    dup = keys.duplicated(keep=False).to_numpy()
-    if not dup.any():
-        return keys if first_bare else keys + sep + "0"
-    occurrence = pd.Series(np.zeros(len(keys), dtype=np.int64))
-    occurrence[dup] = keys[dup].groupby(keys[dup], sort=False).cumcount().to_numpy()
-    suffix = sep + occurrence.astype("str")
+    occurrence = pd.Series(occurrences(keys))
     if first_bare:
-        return keys.where(occurrence == 0, keys + suffix)
-    return keys + suffix
+        repeat = (occurrence > 0).to_numpy()
+        if not repeat.any():
+            return keys
+        return keys.where(~repeat, keys + sep + occurrence.astype("str"))
+    return keys + sep + occurrence.astype("str")

@@ -8,7 +8,6 @@ the out-of-vocabulary user row. Torch is imported only when a model is fitted or
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Self
@@ -22,7 +21,6 @@ from recstack.models.base import FactorRecommender, as_histories
 
 TOWER_PREFIX = "user_tower__"
 VALIDATION_HOLDOUT_SHARE = 0.2  # latest share of a validation user's items held out
-MAX_DEFAULT_THREADS = 4
 
 
 @contextmanager
@@ -63,7 +61,7 @@ class TwoTowerRecommender(FactorRecommender):
         oov_rate: share of training examples served with the unknown-user row.
         val_fraction: share of users whose latest items form the validation set (0: none).
         random_state: seed of initialisation and sampling.
-        num_threads: torch threads during training (0: min(4, CPU count)).
+        num_threads: torch threads (0: half the CPUs, at most 4; see ``default_torch_threads``).
     """
 
     name: ClassVar[str] = "two_tower"
@@ -78,7 +76,7 @@ class TwoTowerRecommender(FactorRecommender):
         "history_len": 50,
         "use_text": True,
         "use_features": True,
-        "oov_rate": 0.1,
+        "oov_rate": 0.5,
         "val_fraction": 0.1,
         "random_state": 0,
         "num_threads": 0,
@@ -102,8 +100,10 @@ class TwoTowerRecommender(FactorRecommender):
         return self
 
     def _threads(self) -> int:
+        from recstack.models.text_encoder import default_torch_threads
+
         wanted = int(self.params["num_threads"])
-        return wanted if wanted > 0 else max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+        return wanted if wanted > 0 else default_torch_threads()
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         with torch_runtime(self._threads()) as torch:

@@ -10,6 +10,7 @@ the out-of-vocabulary row so the tower also learns to serve users from history a
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,7 +205,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     temperature: float = 0.07
     history_len: int = 50
-    oov_rate: float = 0.1
+    oov_rate: float = 0.5
 
 
 @dataclass
@@ -273,6 +274,7 @@ def train_towers(
         for epoch in range(config.epochs):
             item_tower.train()
             user_tower.train()
+            started = time.perf_counter()
             losses = []
             for pairs in sampler.batches(config.batch_size):
                 if len(pairs) < 2:
@@ -293,6 +295,7 @@ def train_towers(
             if validation is not None:
                 entry["val_ndcg"] = validation_ndcg(item_tower, user_tower, matrix, validation)
                 stop = stopper.update(epoch, entry["val_ndcg"], modules)
+            entry["seconds"] = time.perf_counter() - started
             log.epochs.append(entry)
             bar.update(
                 completed=epoch + 1,

@@ -107,7 +107,8 @@ def models(request: Request, _principal: object = AdminScope) -> dict:
                     "aliases": list(info.aliases),
                     "metrics": {k: float(v) for k, v in (info.metrics or {}).items()},
                     "created_at": str(info.created_at) if info.created_at else None,
-                    "loaded": info.name == loaded.registered_name and info.version == loaded.version,
+                    "loaded": info.name == loaded.registered_name
+                    and info.version == loaded.version,
                 }
             )
     content = engine.content_info.as_dict() if engine.content_info is not None else None

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 )
 def record_events(
     request: Request,
-    body: Annotated[EventIn | EventBatch, Body(description="One event, or {\"events\": [...]}")],
+    body: Annotated[EventIn | EventBatch, Body(description='One event, or {"events": [...]}')],
     _principal: object = WriteScope,
 ) -> dict:
     """Store events (idempotent by `event_id`) before answering, and apply them at once: the

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from recstack.serving.auth import ReadScope
 from recstack.serving.errors import request_id_of
@@ -35,7 +38,7 @@ ERRORS = error_responses(401, 403, 413, 422, 429, 503)
     responses=ERRORS,
     summary="Recommend items to a user",
 )
-def get_recommendations(
+async def get_recommendations(
     request: Request,
     user_id: UserId,
     k: K = 10,
@@ -44,14 +47,25 @@ def get_recommendations(
     exclude: Annotated[
         list[str], Query(max_length=1000, description="Item ids never to return (repeatable).")
     ] = [],  # noqa: B006 - FastAPI copies defaults
-    explain: Annotated[bool, Query(description="Attach the history items behind each pick.")] = False,
+    explain: Annotated[
+        bool, Query(description="Attach the history items behind each pick.")
+    ] = False,
     _principal: object = ReadScope,
 ) -> dict:
     """Top-k items for the user. Unknown users get popular items with `cold_start: true`."""
-    req = RecommendationRequest(
-        k=k, exclude_seen=exclude_seen, exclude=exclude, filter=parse_filter(filter), explain=explain
-    )
-    return recommendations(request.app.state.recstack, user_id, req, request_id_of(request))
+    try:
+        req = RecommendationRequest(
+            k=k,
+            exclude_seen=exclude_seen,
+            exclude=exclude,
+            filter=parse_filter(filter),
+            explain=explain,
+        )
+    except ValidationError as exc:  # e.g. an empty id in `exclude`: the same 422 as the POST form
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    return await _serve(request, user_id, req)
 
 
 @router.post(
@@ -60,18 +74,27 @@ def get_recommendations(
     responses=ERRORS,
     summary="Recommend items to a user (options in the body)",
 )
-def post_recommendations(
+async def post_recommendations(
     request: Request,
     user_id: UserId,
     body: Annotated[RecommendationRequest, Body()] = RecommendationRequest(),  # noqa: B008
     _principal: object = ReadScope,
 ) -> dict:
     """Like the GET form, with `filter` and `exclude` as JSON."""
-    return recommendations(request.app.state.recstack, user_id, body, request_id_of(request))
+    return await _serve(request, user_id, body)
+
+
+async def _serve(request: Request, user_id: str, req: RecommendationRequest) -> dict:
+    """Compute on the event loop: the usual request is about a millisecond of numpy, cheaper
+    than a hop to the thread pool. Explanations (a solve per item) go to the thread pool."""
+    state, request_id = request.app.state.recstack, request_id_of(request)
+    if req.explain:
+        return await run_in_threadpool(recommendations, state, user_id, req, request_id)
+    return recommendations(state, user_id, req, request_id)
 
 
 @router.get("/popular", response_model=PopularResponse, responses=ERRORS, summary="Popular items")
-def popular(
+async def popular(
     request: Request,
     k: K = 10,
     filter: FilterText = None,

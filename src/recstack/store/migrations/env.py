@@ -43,7 +43,9 @@ def run_migrations_online() -> None:
     engine = create_store_engine(_url())
     try:
         with write_transaction(engine) as conn:
-            context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+            context.configure(
+                connection=conn, target_metadata=target_metadata, render_as_batch=True
+            )
             with context.begin_transaction():
                 context.run_migrations()
     finally:

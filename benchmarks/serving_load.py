@@ -1,0 +1,405 @@
+"""Load benchmark of the HTTP server: throughput, latency at a fixed rate, event ingestion, memory.
+
+Builds (or reuses, with ``--home``) a recstack home holding synthetic e-learning data in the
+SQLite store and an ALS model registered as the champion, starts ``recstack serve`` with
+several workers on a free loopback port (auth on, a read and a write key), then measures:
+
+1. throughput of ``/healthz`` and of the recommendations route (k=10, exclude_seen, one
+   attribute filter, random known users) with ``wrk``, in the same run, and their ratio;
+2. latency percentiles at a fixed request rate (default 500/s) with an open-loop generator
+   (requests leave on schedule whether or not earlier ones returned; latency is measured from
+   the scheduled time, so a stalled server cannot hide its queueing);
+3. ``POST /v1/events`` throughput in batches of 1,000 (events/s) and as single events (posts/s);
+4. the server's memory: RSS and PSS summed over its processes (PSS counts the memory-mapped
+   model arrays the workers share once).
+
+Everything runs on 127.0.0.1 and every phase is bounded by ``--duration``. The full-size run is
+``--users 162000 --items 62000 --events 25000000``; check it small first, e.g.
+``--users 20000 --items 10000 --events 1000000``. Needs ``wrk`` (``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+
+FILTER = {"difficulty": {"in": [1, 2]}}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=162_000)
+    p.add_argument("--items", type=int, default=62_000)
+    p.add_argument("--events", type=int, default=25_000_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--factors", type=int, default=64)
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
+    p.add_argument("--rate", type=float, default=500.0, help="requests/s of the latency phase")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--cache-ttl", type=int, default=0, help="server response cache TTL (0: off)")
+    p.add_argument("--home", type=Path, help="reuse (or create) this recstack home")
+    p.add_argument("--json", action="store_true", help="print only the JSON result")
+    return p.parse_args()
+
+
+def log(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+# ---- data, model, keys ------------------------------------------------------------------------
+def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
+    """Synthetic data in the store and a champion ALS in the registry (skipped if present)."""
+    from recstack.registry import ModelRegistry
+    from recstack.settings import Settings
+    from recstack.store import Store
+
+    settings = Settings(home=home)
+    settings.ensure_home()
+    store = Store.from_settings(settings)
+    timings: dict[str, float] = {}
+    if store.stats()["interactions"] == 0:
+        from recstack.data.synthetic import generate_synthetic
+
+        log(f"generating {args.events:,} events ...", quiet)
+        start = time.perf_counter()
+        data = generate_synthetic(args.users, args.items, args.events, seed=args.seed, progress=not quiet)
+        timings["generate_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        store.ingest(data, progress=not quiet)
+        timings["ingest_s"] = time.perf_counter() - start
+    try:
+        ModelRegistry(settings).resolve(settings.model_name, settings.serving_alias)
+    except Exception:  # noqa: BLE001 - nothing registered yet: train one
+        from recstack.pipeline import train_and_register
+
+        log("training ALS and registering it as the champion ...", quiet)
+        start = time.perf_counter()
+        params = {"factors": args.factors, "iterations": args.iterations, "random_state": args.seed}
+        train_and_register(
+            settings, "als", params, evaluate=False, promote="champion", progress=not quiet
+        )
+        timings["train_register_s"] = time.perf_counter() - start
+    snapshot = store.snapshot(settings.weighting())
+    keys = {scope: store.create_api_key(scope, "load-benchmark")[0] for scope in ("read", "write")}
+    store.close()
+    return {
+        "users": snapshot.users.ids.tolist(),
+        "items": snapshot.items.ids.tolist(),
+        "events_stored": int(snapshot.n_interactions),
+        "keys": keys,
+        "timings": timings,
+    }
+
+
+# ---- the server -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, port: int, args: argparse.Namespace) -> subprocess.Popen:
+    script = Path(sys.executable).with_name("recstack")
+    env = {
+        **os.environ,
+        "RECSTACK_HOME": str(home),
+        "RECSTACK_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "RECSTACK_CACHE_TTL_SECONDS": str(args.cache_ttl),
+        "RECSTACK_MAX_REQUEST_BYTES": str(64 * 1024 * 1024),
+        "RECSTACK_LOG_LEVEL": "WARNING",
+    }
+    for name in ("RECSTACK_DATABASE_URL", "RECSTACK_REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(args.workers), "--log-level", "warning"]
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def wait_ready(base: str, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server at {base} was not ready within {timeout:.0f} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    except ProcessLookupError:
+        pass
+
+
+def server_memory(pgid: int) -> dict[str, float]:
+    """RSS and PSS (MiB) summed over every process of the server's process group."""
+    rss = pss = 0
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid:  # field 5 of stat: process group
+                continue
+            status = (entry / "status").read_text()
+            rss += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+            rollup = (entry / "smaps_rollup").read_text()
+            pss += int(re.search(r"Pss:\s+(\d+)", rollup).group(1))
+            pids.append(int(entry.name))
+        except (OSError, AttributeError, ValueError):
+            continue
+    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": len(pids)}
+
+
+# ---- wrk: closed-loop throughput ---------------------------------------------------------------
+LUA = """
+local users = {%s}
+local headers = {["Authorization"] = "Bearer %s"}
+math.randomseed(%d)
+request = function()
+  local user = users[math.random(#users)]
+  return wrk.format("GET", "/v1/users/" .. user .. "/recommendations?k=10&exclude_seen=true&filter=%s", headers)
+end
+"""
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> dict[str, float]:
+    command = ["wrk", "-t", str(args.threads), "-c", str(args.connections)]
+    command += ["-d", f"{args.duration:.0f}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    result = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s|m)\b", out)
+        if m:
+            result[f"p{pct}_ms"] = float(m.group(1)) * UNITS[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return result
+
+
+# ---- open loop: latency at a fixed rate --------------------------------------------------------
+async def open_loop(base: str, key: str, users: list[str], rate: float, seconds: float) -> dict:
+    """Send requests on a fixed schedule; latency counts from each request's scheduled time."""
+    flt = quote(json.dumps(FILTER, separators=(",", ":")))
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    latencies: list[float] = []
+    failures = 0
+    rng = random.Random(1)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        loop = asyncio.get_running_loop()
+
+        async def one(path: str, scheduled: float) -> None:
+            nonlocal failures
+            try:
+                response = await client.get(path)
+                if response.status_code != 200:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+            latencies.append(loop.time() - scheduled)
+
+        tasks = []
+        n = int(rate * seconds)
+        start = loop.time() + 0.2
+        for i in range(n):
+            scheduled = start + i / rate
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            path = f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
+            tasks.append(asyncio.create_task(one(path, scheduled)))
+        await asyncio.gather(*tasks)
+        achieved = n / (loop.time() - start)
+    ms = np.asarray(latencies) * 1000
+    return {
+        "target_per_s": rate,
+        "sent_per_s": round(achieved, 1),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "failures": failures,
+    }
+
+
+# ---- events ------------------------------------------------------------------------------------
+def random_events(rng: random.Random, users: list[str], items: list[str], n: int) -> list[dict]:
+    tag = uuid.uuid4().hex[:8]
+    return [
+        {
+            "event_id": f"bench-{tag}-{i}",
+            "user_id": rng.choice(users),
+            "item_id": rng.choice(items),
+            "event_type": "view",
+        }
+        for i in range(n)
+    ]
+
+
+async def post_events(
+    base: str, key: str, users: list[str], items: list[str], batch: int, concurrency: int, seconds: float
+) -> dict:
+    """POST events for ``seconds`` from ``concurrency`` senders; batches of ``batch`` events."""
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(2)
+    sent = posts = failures = 0
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        start = loop.time()
+
+        async def sender() -> None:
+            nonlocal sent, posts, failures
+            while loop.time() < deadline:
+                events = random_events(rng, users, items, batch)
+                body = {"events": events} if batch > 1 else events[0]
+                response = await client.post("/v1/events", json=body)
+                if response.status_code == 200:
+                    sent += response.json()["inserted"]
+                    posts += 1
+                else:
+                    failures += 1
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = loop.time() - start
+    return {
+        "events_per_s": sent / elapsed,
+        "posts_per_s": posts / elapsed,
+        "batch": batch,
+        "concurrency": concurrency,
+        "failures": failures,
+    }
+
+
+# ---- main -------------------------------------------------------------------------------------
+def main() -> int:
+    args = parse_args()
+    quiet = args.json
+    if shutil.which("wrk") is None:
+        print(
+            "wrk is not installed: install it (Debian/Ubuntu: sudo apt-get install wrk) and rerun",
+            file=sys.stderr,
+        )
+        return 2
+    cleanup = args.home is None
+    home = args.home or Path(tempfile.mkdtemp(prefix="recstack-load-"))
+    server = None
+    try:
+        prepared = prepare_home(args, home, quiet)
+        users, items, keys = prepared["users"], prepared["items"], prepared["keys"]
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log(f"starting recstack serve --workers {args.workers} on {base} ...", quiet)
+        start = time.perf_counter()
+        server = start_server(home, port, args)
+        wait_ready(base)
+        startup_s = time.perf_counter() - start
+        memory_idle = server_memory(server.pid)
+
+        rng = random.Random(args.seed)
+        sample = rng.sample(users, min(len(users), 20_000))
+        flt = quote(json.dumps(FILTER, separators=(",", ":")))
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write(LUA % (",".join(json.dumps(u) for u in sample), keys["read"], args.seed, flt))
+        log("wrk: /healthz ...", quiet)
+        health = run_wrk(f"{base}/healthz", args)
+        log("wrk: recommendations ...", quiet)
+        recs = run_wrk(base, args, Path(lua.name))
+        os.unlink(lua.name)
+        log(f"open loop at {args.rate:.0f} req/s ...", quiet)
+        fixed = asyncio.run(open_loop(base, keys["read"], sample, args.rate, args.duration))
+        log("events: batches of 1,000 ...", quiet)
+        batched = asyncio.run(post_events(base, keys["write"], sample, items, 1000, 2, args.duration))
+        log("events: single posts ...", quiet)
+        single = asyncio.run(post_events(base, keys["write"], sample, items, 1, 16, args.duration))
+        memory_loaded = server_memory(server.pid)
+    finally:
+        if server is not None:
+            stop_server(server)
+        if cleanup:
+            shutil.rmtree(home, ignore_errors=True)
+
+    result = {
+        "config": {
+            "users": args.users,
+            "items": args.items,
+            "events": args.events,
+            "workers": args.workers,
+            "factors": args.factors,
+            "duration_s": args.duration,
+            "wrk_connections": args.connections,
+            "cache_ttl_s": args.cache_ttl,
+            "filter": FILTER,
+        },
+        "prepare": {k: round(v, 2) for k, v in prepared["timings"].items()},
+        "server_startup_s": round(startup_s, 2),
+        "healthz": health,
+        "recommendations": recs,
+        "recommendations_to_healthz_ratio": round(recs["requests_per_s"] / health["requests_per_s"], 3),
+        "fixed_rate": fixed,
+        "events_batched": batched,
+        "events_single": single,
+        "memory_idle": memory_idle,
+        "memory_after_load": memory_loaded,
+    }
+    if not quiet:
+        rows = [
+            ("healthz throughput (req/s)", f"{health['requests_per_s']:,.0f}"),
+            ("recommendations throughput (req/s)", f"{recs['requests_per_s']:,.0f}"),
+            ("  ratio to healthz", f"{result['recommendations_to_healthz_ratio']:.3f}"),
+            ("  wrk p50 / p99 (ms)", f"{recs.get('p50_ms', 0):.1f} / {recs.get('p99_ms', 0):.1f}"),
+            (f"P99 at {args.rate:.0f} req/s (ms)", f"{fixed['p99_ms']:.1f}"),
+            ("  p50 / p90 / max (ms)", f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}"),
+            ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
+            ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
+            ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
+            ("server RSS / PSS after load (MiB)", f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}"),
+            ("server processes", f"{memory_loaded['processes']}"),
+            ("server startup (s)", f"{startup_s:.1f}"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        print(f"\nrecstack serving load: {args.users:,} users x {args.items:,} items x {args.events:,} events, {args.workers} workers")
+        for name, value in rows:
+            print(f"  {name:<{width}}  {value:>16}")
+        print()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

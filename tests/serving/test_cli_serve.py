@@ -1,0 +1,115 @@
+"""The ``recstack keys`` commands, and ``recstack serve`` as a real multi-worker server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from recstack.cli.app import _register, app
+from recstack.settings import Settings, get_settings
+from recstack.store import Store
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, planted, fill) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("RECSTACK_HOME", str(home))
+    monkeypatch.delenv("RECSTACK_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RECSTACK_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    settings = Settings(home=home)
+    settings.ensure_home()
+    with Store.from_settings(settings) as store:
+        fill(store, planted)
+    yield home
+    get_settings.cache_clear()
+
+
+def test_keys_create_list_revoke(home):
+    _register()
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--scope", "write", "--name", "ingest-bot"])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[0]
+    assert key.startswith("rs_")
+    prefix = key.split("_")[1]
+    with Store.from_settings(Settings(home=home)) as store:
+        assert store.verify_api_key(key)["scope"] == "write"
+    listed = runner.invoke(app, ["keys", "list", "--json"])
+    assert listed.exit_code == 0 and prefix in listed.stdout and key not in listed.stdout
+    assert runner.invoke(app, ["keys", "revoke", prefix]).exit_code == 0
+    with Store.from_settings(Settings(home=home)) as store:
+        assert store.verify_api_key(key) is None
+    again = runner.invoke(app, ["keys", "revoke", prefix])
+    assert again.exit_code == 1 and "no active key" in again.output
+    bad = runner.invoke(app, ["keys", "create", "--scope", "root"])
+    assert bad.exit_code == 2 and "--scope must be one of" in bad.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_workers_that_share_metrics(home):
+    with Store.from_settings(Settings(home=home)) as store:
+        key = store.create_api_key("read", "cli-test")[0]
+    port = free_port()
+    script = Path(sys.executable).with_name("recstack")
+    env = {**os.environ, "RECSTACK_HOME": str(home), "RECSTACK_LOG_LEVEL": "WARNING"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [str(script), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("the server did not come up")
+        headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
+        n = 20
+        for user in range(n):  # one connection each, so both workers take requests
+            body = httpx.get(f"{base}/v1/users/u{user}/recommendations?k=3", headers=headers).json()
+            assert len(body["items"]) == 3 and body["model"]["name"] == "popularity"
+        total, workers = 0.0, set()
+        metrics = httpx.get(f"{base}/metrics", headers=headers).text
+        for family in text_string_to_metric_families(metrics):
+            for sample in family.samples:
+                if (
+                    sample.name == "recstack_http_responses_total"
+                    and sample.labels["route"] == "/v1/users/{user_id}/recommendations"
+                ):
+                    total += sample.value
+                if sample.name == "recstack_model_info":
+                    workers.add(sample.labels["pid"])
+        assert total == n  # summed over both workers' samples
+        assert len(workers) == 2  # one live model series per worker process
+        assert httpx.get(f"{base}/v1/popular").status_code == 401
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
