@@ -210,3 +210,22 @@ def test_ann_recall_through_the_engine_on_20k_items():
             assert all(eligible[engine.catalogue.position(i)] for i in got)
             recalls.append(len(got & exact) / 10)
         assert np.mean(recalls) >= 0.95, (spec, np.mean(recalls))
+
+
+def test_live_event_weights_match_the_event_weighting(planted_ds, als_model):
+    from recstack.data.weights import EventWeighting
+
+    weighting = EventWeighting(
+        type_weight={"view": 1.0, "rate": 1.5, "purchase": 4.0}, use_value=("rate",), min_value=2.0
+    )
+    engine = Engine.from_dataset(planted_ds, als_model, weighting=weighting)
+    kinds = ["view", "rate", "rate", "rate", "purchase", "unknown", "rate"]
+    values = [None, 4.0, 1.0, None, 3.0, None, float("nan")]
+    small = engine.event_weights(kinds, values)
+    reference = weighting.weights(
+        pd.Series(kinds), pd.Series([np.nan if v is None else v for v in values])
+    )
+    assert np.allclose(small, reference, equal_nan=True)
+    assert small[1] == 6.0 and np.isnan(small[2]) and small[3] == 1.5 and small[5] == 1.0
+    large = engine.event_weights(kinds * 50, values * 50)  # the pandas path
+    assert np.allclose(large, np.tile(reference, 50), equal_nan=True)

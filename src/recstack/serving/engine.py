@@ -52,6 +52,7 @@ __all__ = ["Engine", "ModelInfo", "Recommendations", "ScoredItem"]
 log = logging.getLogger("recstack.serving")
 
 EXPLAIN_TOP = 3
+SMALL_BATCH = 256  # events weighted in Python below this size, with pandas above
 
 
 class Engine(DiscoveryMixin):
@@ -296,9 +297,27 @@ class Engine(DiscoveryMixin):
 
     # ---- live updates -------------------------------------------------------------------------
     def event_weights(self, event_types: list[str], values: list[float | None]) -> np.ndarray:
-        """Weights of events under the server's ``EventWeighting`` (NaN = dropped)."""
-        value = pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)
-        return self.weighting.weights(pd.Series(event_types, dtype=object), value)
+        """Weights of events under the server's ``EventWeighting`` (NaN = dropped).
+
+        Small batches (the usual live post) apply the weighting's rule per event in Python,
+        which is far cheaper than building pandas Series; large ones call
+        ``EventWeighting.weights``. Both give the same numbers.
+        """
+        if len(event_types) > SMALL_BATCH:
+            value = pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)
+            return self.weighting.weights(pd.Series(event_types, dtype=object), value)
+        w = self.weighting
+        out = np.empty(len(event_types), dtype=np.float32)
+        for i, (kind, value) in enumerate(zip(event_types, values, strict=True)):
+            weight = w.type_weight.get(kind, w.default_weight)
+            if kind in w.use_value:
+                missing = value is None or value != value
+                if not missing and w.min_value is not None and value < w.min_value:
+                    weight = float("nan")
+                elif not missing:
+                    weight *= float(value)
+            out[i] = weight
+        return out
 
     def apply_events(
         self,
