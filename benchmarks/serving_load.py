@@ -83,7 +83,9 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
 
         log(f"generating {args.events:,} events ...", quiet)
         start = time.perf_counter()
-        data = generate_synthetic(args.users, args.items, args.events, seed=args.seed, progress=not quiet)
+        data = generate_synthetic(
+            args.users, args.items, args.events, seed=args.seed, progress=not quiet
+        )
         timings["generate_s"] = time.perf_counter() - start
         start = time.perf_counter()
         store.ingest(data, progress=not quiet)
@@ -211,44 +213,112 @@ def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> d
     return result
 
 
+# ---- a lean HTTP/1.1 client (keep-alive connections over asyncio streams) -------------------
+class Connection:
+    """One keep-alive connection; a request at a time. Far cheaper per request than httpx, so
+    the generator, not the client library, sets the pace on a small machine."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        body = b""
+        while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+            body += await self.reader.readexactly(size + 2)
+        await self.reader.readline()
+        return status, body
+
+
+class Pool:
+    """Keep-alive connections to one host, opened on demand, at most ``max_connections``
+    (requests beyond that wait for a free connection; the wait counts as latency)."""
+
+    def __init__(self, host: str, port: int, max_connections: int = 256) -> None:
+        self.host, self.port = host, port
+        self.idle: list[Connection] = []
+        self.slots = asyncio.Semaphore(max_connections)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        async with self.slots:
+            conn = (
+                self.idle.pop()
+                if self.idle
+                else Connection(*await asyncio.open_connection(self.host, self.port))
+            )
+            try:
+                result = await conn.request(raw)
+            except Exception:
+                conn.writer.close()
+                raise
+            self.idle.append(conn)
+            return result
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.writer.close()
+
+
+def get_request(path: str, key: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
+
+
+def post_request(path: str, key: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 # ---- open loop: latency at a fixed rate --------------------------------------------------------
-async def open_loop(base: str, key: str, users: list[str], rate: float, seconds: float) -> dict:
+async def open_loop(port: int, key: str, users: list[str], rate: float, seconds: float) -> dict:
     """Send requests on a fixed schedule; latency counts from each request's scheduled time."""
     flt = quote(json.dumps(FILTER, separators=(",", ":")))
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    pool = Pool("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     failures = 0
     rng = random.Random(1)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-        loop = asyncio.get_running_loop()
 
-        async def one(path: str, scheduled: float) -> None:
-            nonlocal failures
-            try:
-                response = await client.get(path)
-                if response.status_code != 200:
-                    failures += 1
-            except httpx.HTTPError:
-                failures += 1
-            latencies.append(loop.time() - scheduled)
+    async def one(raw: bytes, scheduled: float) -> None:
+        nonlocal failures
+        try:
+            status, _ = await pool.request(raw)
+            failures += status != 200
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            failures += 1
+        latencies.append(loop.time() - scheduled)
 
-        tasks = []
-        n = int(rate * seconds)
-        start = loop.time() + 0.2
-        for i in range(n):
-            scheduled = start + i / rate
-            delay = scheduled - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            path = f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
-            tasks.append(asyncio.create_task(one(path, scheduled)))
-        await asyncio.gather(*tasks)
-        achieved = n / (loop.time() - start)
+    tasks = []
+    n = int(rate * seconds)
+    start = loop.time() + 0.2
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        path = f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
+        tasks.append(asyncio.create_task(one(get_request(path, key), scheduled)))
+    sent_rate = n / (loop.time() - start)
+    await asyncio.gather(*tasks)
+    pool.close()
     ms = np.asarray(latencies) * 1000
     return {
         "target_per_s": rate,
-        "sent_per_s": round(achieved, 1),
+        "sent_per_s": round(sent_rate, 1),
         "p50_ms": float(np.percentile(ms, 50)),
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
@@ -272,31 +342,37 @@ def random_events(rng: random.Random, users: list[str], items: list[str], n: int
 
 
 async def post_events(
-    base: str, key: str, users: list[str], items: list[str], batch: int, concurrency: int, seconds: float
+    port: int,
+    key: str,
+    users: list[str],
+    items: list[str],
+    batch: int,
+    concurrency: int,
+    seconds: float,
 ) -> dict:
     """POST events for ``seconds`` from ``concurrency`` senders; batches of ``batch`` events."""
-    headers = {"Authorization": f"Bearer {key}"}
     rng = random.Random(2)
     sent = posts = failures = 0
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        start = loop.time()
+    pool = Pool("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    start = loop.time()
 
-        async def sender() -> None:
-            nonlocal sent, posts, failures
-            while loop.time() < deadline:
-                events = random_events(rng, users, items, batch)
-                body = {"events": events} if batch > 1 else events[0]
-                response = await client.post("/v1/events", json=body)
-                if response.status_code == 200:
-                    sent += response.json()["inserted"]
-                    posts += 1
-                else:
-                    failures += 1
+    async def sender() -> None:
+        nonlocal sent, posts, failures
+        while loop.time() < deadline:
+            events = random_events(rng, users, items, batch)
+            body = json.dumps({"events": events} if batch > 1 else events[0]).encode()
+            status, answer = await pool.request(post_request("/v1/events", key, body))
+            if status == 200:
+                sent += json.loads(answer)["inserted"]
+                posts += 1
+            else:
+                failures += 1
 
-        await asyncio.gather(*(sender() for _ in range(concurrency)))
-        elapsed = loop.time() - start
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    elapsed = loop.time() - start
+    pool.close()
     return {
         "events_per_s": sent / elapsed,
         "posts_per_s": posts / elapsed,
@@ -342,11 +418,13 @@ def main() -> int:
         recs = run_wrk(base, args, Path(lua.name))
         os.unlink(lua.name)
         log(f"open loop at {args.rate:.0f} req/s ...", quiet)
-        fixed = asyncio.run(open_loop(base, keys["read"], sample, args.rate, args.duration))
+        fixed = asyncio.run(open_loop(port, keys["read"], sample, args.rate, args.duration))
         log("events: batches of 1,000 ...", quiet)
-        batched = asyncio.run(post_events(base, keys["write"], sample, items, 1000, 2, args.duration))
+        batched = asyncio.run(
+            post_events(port, keys["write"], sample, items, 1000, 2, args.duration)
+        )
         log("events: single posts ...", quiet)
-        single = asyncio.run(post_events(base, keys["write"], sample, items, 1, 16, args.duration))
+        single = asyncio.run(post_events(port, keys["write"], sample, items, 1, 16, args.duration))
         memory_loaded = server_memory(server.pid)
     finally:
         if server is not None:
@@ -370,7 +448,9 @@ def main() -> int:
         "server_startup_s": round(startup_s, 2),
         "healthz": health,
         "recommendations": recs,
-        "recommendations_to_healthz_ratio": round(recs["requests_per_s"] / health["requests_per_s"], 3),
+        "recommendations_to_healthz_ratio": round(
+            recs["requests_per_s"] / health["requests_per_s"], 3
+        ),
         "fixed_rate": fixed,
         "events_batched": batched,
         "events_single": single,
@@ -384,16 +464,24 @@ def main() -> int:
             ("  ratio to healthz", f"{result['recommendations_to_healthz_ratio']:.3f}"),
             ("  wrk p50 / p99 (ms)", f"{recs.get('p50_ms', 0):.1f} / {recs.get('p99_ms', 0):.1f}"),
             (f"P99 at {args.rate:.0f} req/s (ms)", f"{fixed['p99_ms']:.1f}"),
-            ("  p50 / p90 / max (ms)", f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}"),
+            (
+                "  p50 / p90 / max (ms)",
+                f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
+            ),
             ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
             ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
             ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
-            ("server RSS / PSS after load (MiB)", f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}"),
+            (
+                "server RSS / PSS after load (MiB)",
+                f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}",
+            ),
             ("server processes", f"{memory_loaded['processes']}"),
             ("server startup (s)", f"{startup_s:.1f}"),
         ]
         width = max(len(r[0]) for r in rows)
-        print(f"\nrecstack serving load: {args.users:,} users x {args.items:,} items x {args.events:,} events, {args.workers} workers")
+        print(
+            f"\nrecstack serving load: {args.users:,} users x {args.items:,} items x {args.events:,} events, {args.workers} workers"
+        )
         for name, value in rows:
             print(f"  {name:<{width}}  {value:>16}")
         print()

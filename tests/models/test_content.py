@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,10 +13,17 @@ import scipy.sparse as sp
 pytest.importorskip("sentence_transformers")
 
 from recstack.data.dataset import Dataset  # noqa: E402
-from recstack.errors import ConfigError  # noqa: E402
+from recstack.errors import ConfigError, MissingExtraError  # noqa: E402
+from recstack.models import content as content_module  # noqa: E402
+from recstack.models import text_encoder as text_encoder_module  # noqa: E402
 from recstack.models.base import Recommender  # noqa: E402
 from recstack.models.content import ContentRecommender  # noqa: E402
-from recstack.models.text_encoder import encode_texts, item_text, item_texts  # noqa: E402
+from recstack.models.text_encoder import (  # noqa: E402
+    encode_texts,
+    item_text,
+    item_texts,
+    load_text_model,
+)
 from recstack.testing.contract import RecommenderContract  # noqa: E402
 from recstack.testing.data import planted_frame  # noqa: E402
 
@@ -160,3 +170,16 @@ def test_fit_without_item_text_is_a_config_error() -> None:
     items = pd.DataFrame({"item_id": ["i0"], "title": [None], "text": [None]})
     with pytest.raises(ConfigError, match="needs item text"):
         ContentRecommender().fit(Dataset.from_frame(inter, items=items))
+
+
+@pytest.mark.parametrize("module", [content_module, text_encoder_module])
+def test_docstring_examples(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_missing_sentence_transformers_names_the_text_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"recstack\[text\]") as info:
+        load_text_model.__wrapped__()
+    assert info.value.extra == "text"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,11 @@ import scipy.sparse as sp
 torch = pytest.importorskip("torch")
 
 from recstack.data.dataset import Dataset  # noqa: E402
+from recstack.errors import ConfigError, MissingExtraError, RecstackError  # noqa: E402
 from recstack.models.base import Recommender  # noqa: E402
 from recstack.models.two_tower import TwoTowerRecommender  # noqa: E402
+from recstack.models.two_tower import features as features_module  # noqa: E402
+from recstack.models.two_tower import train as train_module  # noqa: E402
 from recstack.models.two_tower.features import ItemFeatures, attribute_tokens  # noqa: E402
 from recstack.models.two_tower.train import (  # noqa: E402
     EarlyStopping,
@@ -119,7 +124,7 @@ def test_holdout_validation_takes_latest_items_of_chosen_users() -> None:
     )
     data = Dataset.from_frame(frame)
     remaining, validation = holdout_validation(
-        data, fraction=1.0, holdout_share=0.4, rng=np.random.default_rng(0)
+        data, fraction=1.0, holdout_share=0.4, rng=np.random.default_rng(0), latest=True
     )
     assert validation is not None
     assert data.users.externals(validation.users) == ["a"]  # b has too few items
@@ -127,6 +132,27 @@ def test_holdout_validation_takes_latest_items_of_chosen_users() -> None:
     assert sorted(held) == ["i1", "i3"]  # the two latest of a's five
     assert remaining.nnz == data.matrix.nnz - 2
     assert remaining[data.users.index("a")].nnz == 3
+    assert remaining[validation.users].multiply(validation.relevant).nnz == 0
+
+
+def test_holdout_validation_random_is_seeded_and_disjoint(planted: Dataset) -> None:
+    first = holdout_validation(planted, 0.2, 0.2, np.random.default_rng(5))
+    again = holdout_validation(planted, 0.2, 0.2, np.random.default_rng(5))
+    other = holdout_validation(planted, 0.2, 0.2, np.random.default_rng(6))
+    remaining, validation = first
+    assert len(validation.users) == 40  # 20% of the 200 users
+    np.testing.assert_array_equal(validation.relevant.toarray(), again[1].relevant.toarray())
+    assert (validation.relevant != other[1].relevant).nnz > 0
+    full = planted.matrix[validation.users]
+    assert (np.diff(validation.relevant.indptr) == 3).all()  # floor(0.2 * 15) per user
+    assert full.multiply(validation.relevant).nnz == validation.relevant.nnz  # own items only
+    assert remaining[validation.users].multiply(validation.relevant).nnz == 0
+    assert remaining.nnz + validation.relevant.nnz == planted.matrix.nnz
+
+
+def test_bad_val_holdout_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="val_holdout"):
+        TwoTowerRecommender(val_holdout="oldest")
 
 
 def test_early_stopping_keeps_best_weights_and_patience() -> None:
@@ -195,7 +221,9 @@ def test_unknown_ids_beyond_range_are_folded_in(
     np.testing.assert_array_equal(fitted.fold_in(h), folded)
 
 
-def test_save_load_scores_identical(fitted: TwoTowerRecommender, planted: Dataset, tmp_path) -> None:
+def test_save_load_scores_identical(
+    fitted: TwoTowerRecommender, planted: Dataset, tmp_path
+) -> None:
     path = fitted.save(tmp_path / "tt")
     assert not list(path.glob("*.pkl")) and not list(path.glob("*.pt"))
     loaded = Recommender.load(path)
@@ -240,3 +268,21 @@ def test_cold_catalogue_items_are_placed_by_features() -> None:
     for cluster, row in enumerate(idx):
         same = [genres[i][0] == f"topic{cluster}" for i in row]
         assert np.mean(same) >= 0.7, (cluster, same)
+
+
+@pytest.mark.parametrize("module", [features_module, train_module])
+def test_docstring_examples(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_missing_torch_names_the_extra(planted: Dataset, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    with pytest.raises(MissingExtraError, match=r"recstack\[torch\]") as info:
+        fast_model().fit(planted)
+    assert info.value.extra == "torch"
+
+
+def test_unfitted_model_says_so() -> None:
+    with pytest.raises(RecstackError, match="not fitted"):
+        fast_model().user_vectors(sp.csr_matrix((1, 3), dtype=np.float32))

@@ -58,6 +58,10 @@ def test_train_promote_reload_and_hot_swap_under_load(live):
 
     bad = client.post("/v1/admin/train", json={"model": "nope"}, headers=admin)
     assert bad.status_code == 422 and "nope" in bad.json()["error"]["message"]
+    bad = client.post(
+        "/v1/admin/train", json={"model": "als", "params": {"fctors": 3}}, headers=admin
+    )
+    assert bad.status_code == 422 and "fctors" in bad.json()["error"]["message"]
 
     job = train(client, admin, model="popularity", evaluate=False, promote="champion")
     assert job["result"]["version"] == 1 and "champion" in job["result"]["aliases"]

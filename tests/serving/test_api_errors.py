@@ -231,3 +231,25 @@ def test_auth_can_be_switched_off(serve, als_model):
     with serve(als_model, auth_enabled=False) as s:
         assert s.client.get("/v1/users/u1/recommendations").status_code == 200
         assert s.client.get("/v1/admin/models").status_code == 200
+
+
+def test_cors_origins_are_allowed_when_configured(serve, als_model):
+    with serve(als_model, cors_origins=["https://shop.example"]) as s:
+        preflight = s.client.options(
+            "/v1/popular",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        response = s.client.get(
+            "/v1/popular", headers={**s.headers(), "Origin": "https://shop.example"}
+        )
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        other = s.client.get(
+            "/v1/popular", headers={**s.headers(), "Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers

@@ -229,3 +229,23 @@ def test_live_event_weights_match_the_event_weighting(planted_ds, als_model):
     assert small[1] == 6.0 and np.isnan(small[2]) and small[3] == 1.5 and small[5] == 1.0
     large = engine.event_weights(kinds * 50, values * 50)  # the pandas path
     assert np.allclose(large, np.tile(reference, 50), equal_nan=True)
+
+
+def test_folded_in_vectors_are_reused_until_the_history_changes(planted_ds, als_model):
+    engine = Engine.from_dataset(planted_ds, als_model)
+    engine.apply_events(["fresh", "fresh"], ["i2", "i6"], ["view", "view"], [None, None])
+    first = engine.recommend("fresh", 5)
+    cached = engine._folded["fresh"][2]
+    assert [i.item_id for i in engine.recommend("fresh", 5).items] == [
+        i.item_id for i in first.items
+    ]
+    assert engine._folded["fresh"][2] is cached  # reused, not solved again
+    engine.apply_events(["fresh"], ["i10"], ["complete"], [None])
+    engine.recommend("fresh", 5)
+    assert engine._folded["fresh"][2] is not cached
+    assert not np.allclose(engine._folded["fresh"][2], cached)
+    engine.forget_user("fresh")
+    assert "fresh" not in engine._folded
+    # a known, unchanged user uses the learned vector and is never cached
+    engine.recommend("u1", 5)
+    assert "u1" not in engine._folded

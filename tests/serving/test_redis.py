@@ -54,6 +54,12 @@ def test_shared_cache_hits_and_is_invalidated_by_events(
         third = s.recommend("u30", k=5)
         assert top not in ids(third)
         assert counter(s, "recstack_cache_misses_total") == 2
+        # a batch moves every user in it to a fresh generation in one round trip
+        batch = {"events": [{"user_id": f"u{n}", "item_id": "i1"} for n in (34, 35, 36)]}
+        s.client.post("/v1/events", json=batch, headers=s.headers("write"))
+        fresh = [int(r.get(f"{redis_prefix}gen:{user_hash(f'u{n}')}")) for n in (34, 35, 36)]
+        assert sorted(fresh) == fresh and len(set(fresh)) == 3
+        assert fresh[-1] == int(r.get(f"{redis_prefix}clock"))
 
 
 def test_purge_deletes_every_redis_key_of_the_user(serve, als_model, redis_url, redis_prefix, r):

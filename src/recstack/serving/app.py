@@ -88,6 +88,16 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The app uvicorn builds in each worker (``factory=True``): settings from the environment."""
+    """The app uvicorn builds in each worker (``factory=True``): settings from the environment.
+
+    The worker's BLAS/OpenMP pools are limited to ``OMP_NUM_THREADS`` (``recstack serve`` sets
+    1): scoring one user is a small matrix-vector product, and multi-threaded BLAS in several
+    workers on the same cores makes it several times slower, not faster.
+    """
+    from threadpoolctl import threadpool_limits
+
     logging.basicConfig(level=os.environ.get("RECSTACK_LOG_LEVEL", "INFO"))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        threadpool_limits(limits=int(threads))
     return create_app(get_settings())

@@ -62,6 +62,7 @@ class ResponseCache(Protocol):
     def lookup(self, user_id: str, variant: str | None) -> tuple[int, dict[str, Any] | None]: ...
     def store(self, user_id: str, generation: int, variant: str, body: dict[str, Any]) -> None: ...
     def invalidate(self, user_id: str) -> tuple[int, int]: ...
+    def invalidate_many(self, user_ids: list[str]) -> list[tuple[int, int]]: ...
     def purge(self, user_id: str) -> None: ...
 
 
@@ -109,6 +110,9 @@ class InProcessCache:
             previous = self._generations.get(uh, 0)
             self._generations[uh] = self._clock
             return previous, self._clock
+
+    def invalidate_many(self, user_ids: list[str]) -> list[tuple[int, int]]:
+        return [self.invalidate(user_id) for user_id in user_ids]
 
     def purge(self, user_id: str) -> None:
         """Forget the user entirely: generation and every cached response."""
@@ -170,6 +174,14 @@ class RedisCache:
         uh = user_hash(user_id)
         previous, new = self._generation(keys=[f"{self.prefix}clock", self._gen_key(uh)])
         return int(previous), int(new)
+
+    def invalidate_many(self, user_ids: list[str]) -> list[tuple[int, int]]:
+        """``invalidate`` for many users in one round trip (a pipeline of the script)."""
+        pipe = self.client.pipeline(transaction=False)
+        clock = f"{self.prefix}clock"
+        for user_id in user_ids:
+            self._generation(keys=[clock, self._gen_key(user_hash(user_id))], client=pipe)
+        return [(int(previous), int(new)) for previous, new in pipe.execute()]
 
     def purge(self, user_id: str) -> None:
         uh = user_hash(user_id)

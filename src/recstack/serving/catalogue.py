@@ -99,6 +99,11 @@ class Catalogue:
         """Index of an item, -1 if it is not in the catalogue."""
         return self.positions.get(item_id, -1)
 
+    def positions_of(self, item_ids: list[str] | tuple[str, ...]) -> np.ndarray:
+        """Indices (int64) of several items, -1 for unknown ones (dict lookups, no pandas)."""
+        get = self.positions.get
+        return np.fromiter((get(str(i), -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
     @classmethod
     def build(
         cls,

@@ -53,6 +53,7 @@ log = logging.getLogger("recstack.serving")
 
 EXPLAIN_TOP = 3
 SMALL_BATCH = 256  # events weighted in Python below this size, with pandas above
+FOLDED_CACHE_SIZE = 200_000  # users whose folded-in vectors are remembered (cleared when full)
 
 
 class Engine(DiscoveryMixin):
@@ -75,6 +76,7 @@ class Engine(DiscoveryMixin):
         self.weighting = weighting or EventWeighting()
         self.history_since = history_since
         self._write_lock = threading.Lock()
+        self._folded: dict[str, tuple[object, Any, np.ndarray]] = {}
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -176,11 +178,11 @@ class Engine(DiscoveryMixin):
         st = self._items
         cat = st.catalogue
         mask = compile_filter(filter, cat)
-        hist_items, hist_weights = self.histories.row(user_id)
+        hist_items, hist_weights, version = self.histories.versioned_row(user_id)
         if exclude_seen and len(hist_items):
             mask[hist_items] = False
         if exclude:
-            rows = cat.ids.indices(exclude)
+            rows = cat.positions_of(exclude)
             mask[rows[rows >= 0]] = False
         model_user = self._model_user(user_id)
         cold_start = not self.known_to_model(user_id)
@@ -195,7 +197,7 @@ class Engine(DiscoveryMixin):
         h = history_row(hist_items[warm_history], hist_weights[warm_history], st.n_model)
         by_model = model_user >= 0 or bool(warm_history.any())
         if by_model:
-            warm = self._model_top(st, h, model_user, mask, k)
+            warm = self._model_top(st, (user_id, version), h, model_user, mask, k)
         else:  # only items the model never saw: popular warm items, content-ranked cold ones
             warm = self._popular(cat, warm_part(mask, st.n_model), k)
         cold = self._cold_top(st, hist_items, hist_weights, mask, k)
@@ -210,18 +212,47 @@ class Engine(DiscoveryMixin):
         return Recommendations(items, cold_start, "model" if by_model else "popularity")
 
     def _model_top(
-        self, st: ItemState, h: sp.csr_matrix, model_user: int, mask: np.ndarray, k: int
+        self,
+        st: ItemState,
+        user: tuple[str, object],
+        h: sp.csr_matrix,
+        model_user: int,
+        mask: np.ndarray,
+        k: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         model = st.model
         assert model is not None
         model_mask = mask[: st.n_model]
         users = np.array([model_user], dtype=np.int64)
         if st.model_search is not None and isinstance(model, FactorRecommender):
-            vector = model.user_vectors(h, users)[0]
+            vector = self._user_vector(st, user, h, model_user)
             return st.model_search.search(vector, k, model_mask)
         idx, val = model.recommend(h, k, users=users, exclude_seen=False, item_mask=model_mask)
         keep = idx[0] >= 0
         return idx[0][keep], val[0][keep]
+
+    def _user_vector(
+        self, st: ItemState, user: tuple[str, object], h: sp.csr_matrix, model_user: int
+    ) -> np.ndarray:
+        """The user's vector: learned, or folded in from the history ``h`` and remembered.
+
+        A fold-in (e.g. an ALS least-squares solve) is reused while the user's history row is
+        the one ``h`` was built from: ``user`` carries the row's version token, and rows are
+        replaced, never edited, when they change.
+        """
+        assert isinstance(st.model, FactorRecommender)
+        users = np.array([model_user], dtype=np.int64)
+        if model_user >= 0:
+            return st.model.user_vectors(h, users)[0]
+        user_id, version = user
+        cached = self._folded.get(user_id)
+        if cached is not None and cached[0] is version and cached[1] is st.model:
+            return cached[2]
+        vector = st.model.user_vectors(h, users)[0]
+        if len(self._folded) >= FOLDED_CACHE_SIZE:
+            self._folded.clear()
+        self._folded[user_id] = (version, st.model, vector)
+        return vector
 
     def _cold_top(
         self,
@@ -257,7 +288,7 @@ class Engine(DiscoveryMixin):
         has = positions >= 0
         if not has.any():
             return None
-        vectors = np.stack([st.content_search.vector(int(p)) for p in positions[has]])
+        vectors = st.content_search.vectors_at(positions[has])
         vector = hist_weights[has].astype(np.float32) @ vectors
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else None
@@ -328,7 +359,7 @@ class Engine(DiscoveryMixin):
     ) -> set[str]:
         """Add stored events to the users' live histories; returns the users touched."""
         weights = self.event_weights(event_types, values)
-        positions = self._items.catalogue.ids.indices(item_ids)
+        positions = self._items.catalogue.positions_of(item_ids)
         keep = (positions >= 0) & ~np.isnan(weights)
         users = np.asarray(user_ids, dtype=object)[keep]
         positions, weights = positions[keep], weights[keep]
@@ -352,13 +383,15 @@ class Engine(DiscoveryMixin):
         weights = self.weighting.weights(
             events["event_type"].astype(object), events["value"].astype(float)
         )
-        positions = self._items.catalogue.ids.indices(events["item_id"].astype(str).tolist())
+        positions = self._items.catalogue.positions_of(events["item_id"].astype(str).tolist())
         keep = (positions >= 0) & ~np.isnan(weights)
         self.histories.replace(user_id, positions[keep], weights[keep])
 
     def forget_user(self, user_id: str) -> None:
-        """Remove every trace of a user from memory (history, popularity, learned vector use)."""
+        """Remove every trace of a user from memory (history, popularity, folded-in vector,
+        learned vector use)."""
         self.histories.forget(user_id)
+        self._folded.pop(user_id, None)
 
     def upsert_item(
         self,

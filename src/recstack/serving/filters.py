@@ -118,7 +118,7 @@ def _id_mask(condition: Any, catalogue: Catalogue) -> np.ndarray:
         if op not in SET_OPS:
             raise InvalidRequestError(f"filter item_id supports {', '.join(SET_OPS)}, not {op!r}")
         values = operand if isinstance(operand, list) else [operand]
-        rows = catalogue.ids.indices([str(v) for v in values])
+        rows = catalogue.positions_of(values)
         hit = np.zeros(catalogue.n_items, dtype=bool)
         hit[rows[rows >= 0]] = True
         mask &= hit if op in ("in", "eq") else ~hit

@@ -21,6 +21,7 @@ from recstack.serving.catalogue import positions_of
 
 EMPTY_ITEMS = np.empty(0, dtype=np.int32)
 EMPTY_WEIGHTS = np.empty(0, dtype=np.float32)
+SNAPSHOT = object()  # version token of every row still as loaded from the snapshot
 
 
 def _digest(user_id: str) -> str:
@@ -70,6 +71,17 @@ class UserHistories:
         live = self._live.get(user_id)
         if live is not None:
             return live
+        return self._snapshot_row(user_id)
+
+    def versioned_row(self, user_id: str) -> tuple[np.ndarray, np.ndarray, object]:
+        """``row`` plus a token that stays the same object exactly as long as the row does."""
+        live = self._live.get(user_id)
+        if live is not None:
+            return live[0], live[1], live
+        items, weights = self._snapshot_row(user_id)
+        return items, weights, SNAPSHOT
+
+    def _snapshot_row(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         r = self._rows.get(user_id, -1)
         if r < 0 or self.is_forgotten(user_id):
             return EMPTY_ITEMS, EMPTY_WEIGHTS
@@ -100,8 +112,15 @@ class UserHistories:
             merged_weights = np.array(old_weights, dtype=np.float32)
             merged_weights[pos[hit]] += new_weights[hit]
             fresh = ~hit
-            merged_items = np.insert(old_items, pos[fresh], new_items[fresh])
-            merged_weights = np.insert(merged_weights, pos[fresh], new_weights[fresh])
+            if fresh.sum() == 1:  # the common live case: one new item, two slices and a join
+                p, item, weight = int(pos[fresh][0]), new_items[fresh], new_weights[fresh]
+                merged_items = np.concatenate([old_items[:p], item, old_items[p:]])
+                merged_weights = np.concatenate([merged_weights[:p], weight, merged_weights[p:]])
+            elif fresh.any():
+                merged_items = np.insert(old_items, pos[fresh], new_items[fresh])
+                merged_weights = np.insert(merged_weights, pos[fresh], new_weights[fresh])
+            else:
+                merged_items = np.array(old_items)
             self._shift_popularity(new_items, before, before + new_weights)
             self._live[user_id] = (merged_items, merged_weights)
 
@@ -145,12 +164,17 @@ class UserHistories:
 
     def _shift_popularity(self, items: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
         """Keep distinct-user popularity in step with one user's weights changing."""
-        change = (after > 0).astype(np.float64) - (before > 0)
-        if not change.any():
+        change = (after > 0).astype(np.int8) - (before > 0)
+        moved = np.flatnonzero(change)
+        if len(moved) == 0:
             return
-        top = int(items.max()) + 1
+        top = int(items[moved].max()) + 1
         if top > len(self._popularity):
             grown = np.zeros(top)
             grown[: len(self._popularity)] = self._popularity
             self._popularity = grown
-        np.add.at(self._popularity, items, change)
+        if len(moved) <= 8:
+            for j in moved.tolist():
+                self._popularity[items[j]] += change[j]
+        else:
+            np.add.at(self._popularity, items[moved], change[moved])

@@ -101,6 +101,12 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         ann_threshold=settings.ann_threshold_items,
         history_since=since,
     )
+    if content is not None:  # load the text encoder now, not in the first search request
+        try:
+            content.encode_query("warm up")
+        except Exception:  # noqa: BLE001 - search will report the problem when asked
+            log.exception("the content model's text encoder could not be loaded")
+            report.notes.append("the content model's text encoder failed to load")
     report.seconds = round(time.perf_counter() - start, 3)
     log.info(
         "engine loaded in %.2fs: model=%s items=%d users=%d",

@@ -3,11 +3,13 @@
 Each API key (or client address when auth is off) may make ``limit`` requests per calendar
 minute. Over the limit the server answers 429 with ``Retry-After`` = seconds to the next
 window. With Redis the counters are shared by every worker and replica (``INCR`` + ``EXPIRE``
-in one pipeline); in process each worker counts on its own.
+in one pipeline); in process each worker counts on its own. If Redis cannot be reached the
+limiter lets requests through and logs a warning rather than failing every request.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 WINDOW_SECONDS = 60
+
+log = logging.getLogger("recstack.serving")
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,23 @@ class RedisRateLimiter:
         self.limit = limit
         self.prefix = key_prefix
         self.client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._last_warning = 0.0
 
     def hit(self, key: str) -> Decision:
+        """Count a request; if Redis is unreachable the request is let through (fail open)."""
         window, retry = _window(time.time())
         name = f"{self.prefix}rl:{key}:{window}"
         pipe = self.client.pipeline(transaction=True)
         pipe.incr(name)
         pipe.expire(name, WINDOW_SECONDS + 1)
-        count = int(pipe.execute()[0])
+        try:
+            count = int(pipe.execute()[0])
+        except Exception:  # noqa: BLE001 - a Redis outage must not take the API down with it
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                log.warning("rate limiting skipped: Redis is unreachable", exc_info=True)
+                self._last_warning = now
+            return Decision(True, self.limit, retry)
         return Decision(count <= self.limit, max(0, self.limit - count), retry)
 
     def close(self) -> None:

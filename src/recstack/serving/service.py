@@ -105,7 +105,11 @@ def sync_user(state: AppState, slot: EngineSlot, user_id: str, generation: int) 
     """Re-read a user's history from the store if another worker changed it."""
     if slot.in_sync(user_id, generation) or state.store is None:
         return
-    events = state.store.user_history(user_id)
+    try:
+        events = state.store.user_history(user_id)
+    except Exception:  # noqa: BLE001 - serve what memory holds; retried on the next request
+        log.warning("could not re-read user history from the store", exc_info=True)
+        return
     if len(events) == 0:
         slot.engine.forget_user(user_id)
         slot.synced.pop(user_id, None)
@@ -201,7 +205,7 @@ def _apply_events(state: AppState, slot: EngineSlot, frame: pd.DataFrame, all_ne
         )
     users = frame["user_id"].unique().tolist()
     try:
-        generations = [state.cache.invalidate(user) for user in users]
+        generations = state.cache.invalidate_many(users)
     except Exception:  # noqa: BLE001 - keep the engine right even if the cache is down
         log.exception("cache invalidation failed")
         generations = [(0, 0)] * len(users)
@@ -259,7 +263,15 @@ def purge_user(state: AppState, user_id: str) -> int:
     engine = state.engine
     known = engine.histories.knows(user_id) or engine.known_to_model(user_id)
     _forget(state, user_id)
-    state.cache.purge(user_id)
+    try:
+        state.cache.purge(user_id)
+    except Exception as exc:  # noqa: BLE001 - say exactly what is left to do
+        log.exception("cache purge failed")
+        raise ApiError(
+            503,
+            "the user was erased from the store and from memory, but cached responses could "
+            "not be deleted (cache unreachable); repeat the DELETE when it is back",
+        ) from exc
     if state.broadcast is not None:
         state.broadcast.publish("purge", user=user_id)
     if not stored and not known:

@@ -77,12 +77,13 @@ class AppState:
         self.jobs = JobManager()
         self.broadcast: Broadcast | None = None
         self.startup_error: str | None = None
+        self._owns_store = False
         self._slot: EngineSlot | None = None
         self._reload_lock = threading.Lock()
         self._change_lock = threading.Lock()
         self._pending: list[Change] | None = None
         if engine is not None:
-            self.install(engine, [], self.cache.clock())
+            self.install(engine, [], self.cache_clock())
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -92,6 +93,7 @@ class AppState:
                 from recstack.store import Store
 
                 self.store = Store.from_settings(self.settings)
+                self._owns_store = True
             if self._slot is None:
                 self.reload()
         except Exception as exc:  # noqa: BLE001 - the server stays up and /readyz says why
@@ -110,6 +112,8 @@ class AppState:
             closer = getattr(part, "close", None)
             if closer is not None:
                 closer()
+        if self._owns_store and self.store is not None:
+            self.store.close()
 
     # ---- the engine ---------------------------------------------------------------------------
     @property
@@ -140,7 +144,7 @@ class AppState:
             raise UnavailableError("no store connected")
         with self._reload_lock:
             previous = self._slot.engine.model_info if self._slot is not None else None
-            clock = self.cache.clock()
+            clock = self.cache_clock()
             with self._change_lock:
                 self._pending = []
             try:
@@ -186,6 +190,14 @@ class AppState:
         return not reasons, reasons
 
     # ---- helpers --------------------------------------------------------------------------------
+    def cache_clock(self) -> int:
+        """The cache's change counter, 0 when the cache cannot be reached."""
+        try:
+            return self.cache.clock()
+        except Exception:  # noqa: BLE001 - start serving; generations resync when it is back
+            log.warning("cache unreachable: starting without its change clock", exc_info=True)
+            return 0
+
     def _verify_key(self, key: str) -> dict[str, Any] | None:
         if self.store is None:
             return None

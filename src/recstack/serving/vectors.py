@@ -16,7 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from recstack.models.base import top_k
+# HNSW graph settings: a sparser graph (M=16) builds faster at every worker start and, with
+# ef_search=128, still finds >= 0.95 of the exact top-10 (tests/serving measures it).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,13 @@ class ItemVectorSearch:
         if len(vectors) > ann_threshold:
             from recstack.index import make_index
 
-            index = make_index(np.ascontiguousarray(vectors, dtype=np.float32), ann_threshold)
+            index = make_index(
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                ann_threshold,
+                M=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
+                ef_search=HNSW_EF_SEARCH,
+            )
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
         return cls(vectors, index, np.zeros((0, dim), dtype=np.float32))
 
@@ -63,6 +73,18 @@ class ItemVectorSearch:
     def vector(self, position: int) -> np.ndarray:
         base = len(self.vectors)
         return self.vectors[position] if position < base else self.tail[position - base]
+
+    def vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors of several item positions, stacked ``(len(positions), d)``."""
+        positions = np.asarray(positions, dtype=np.int64)
+        base = len(self.vectors)
+        head = positions < base
+        if head.all():
+            return np.asarray(self.vectors[positions], dtype=np.float32)
+        out = np.empty((len(positions), self.vectors.shape[1]), dtype=np.float32)
+        out[head] = self.vectors[positions[head]]
+        out[~head] = self.tail[positions[~head] - base]
+        return out
 
     def scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Exact scores of ``query`` for some item positions."""
@@ -124,10 +146,16 @@ class ItemVectorSearch:
 
 
 def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    idx, val = top_k(np.asarray(scores, dtype=np.float32)[None, :], k)
-    idx, val = idx[0], val[0]
-    keep = idx >= 0
-    return idx[keep], val[keep]
+    """Top-k of one score vector, best first, ``-inf`` entries dropped (1-D ``top_k``)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    order = part[np.argsort(-scores[part], kind="stable")]
+    values = scores[order]
+    keep = np.isfinite(values) | (values > 0)
+    return order[keep].astype(np.int64), values[keep]
 
 
 class LazyCosineSearch:

@@ -64,9 +64,7 @@ class ItemTower(nn.Module):
             flat = self.feature_indices[torch.repeat_interleave(starts, lengths) + within]
             parts.append(self.feature_embedding(flat, offsets))
         if self.use_text:
-            import os
-            p = float(os.environ.get("RS_TDROP", "0"))
-            parts.append(F.dropout(self.text_projection(self.text[items]), p, self.training))
+            parts.append(self.text_projection(self.text[items]))
         return F.normalize(self.mlp(torch.cat(parts, dim=1)), dim=-1)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recstack.data.dataset import Dataset
-from recstack.errors import require
+from recstack.errors import ConfigError, RecstackError, require
 from recstack.models.base import FactorRecommender, as_histories
 
 TOWER_PREFIX = "user_tower__"
@@ -24,19 +24,24 @@ VALIDATION_HOLDOUT_SHARE = 0.2  # latest share of a validation user's items held
 
 
 @contextmanager
-def torch_runtime(threads: int) -> Iterator[Any]:
-    """Torch with ``threads`` intra-op threads and deterministic kernels, restored afterwards."""
+def torch_runtime(threads: int, deterministic: bool = False) -> Iterator[Any]:
+    """Torch with ``threads`` intra-op threads (and, if asked, deterministic kernels).
+
+    Both are process-wide torch settings, so the previous values are restored afterwards.
+    """
     torch = require("torch", "torch")
     previous_threads = torch.get_num_threads()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield torch
     finally:
         torch.set_num_threads(previous_threads)
-        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+        if deterministic:
+            torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
 
 
 class TwoTowerRecommender(FactorRecommender):
@@ -59,7 +64,11 @@ class TwoTowerRecommender(FactorRecommender):
         use_text: add the item text embedding (off automatically when items have no text).
         use_features: add categorical attribute tokens (off when there are none).
         oov_rate: share of training examples served with the unknown-user row.
-        val_fraction: share of users whose latest items form the validation set (0: none).
+        val_fraction: share of users (with 5+ items) who lend 20% of their items to the
+            validation set (0: no validation, train all ``epochs``).
+        val_holdout: which items they lend: ``"random"`` (default; the towers ignore order,
+            and a random holdout gives the steadiest stopping signal) or ``"latest"`` (their
+            most recent items, for catalogues that drift fast).
         random_state: seed of initialisation and sampling.
         num_threads: torch threads (0: half the CPUs, at most 4; see ``default_torch_threads``).
     """
@@ -78,12 +87,18 @@ class TwoTowerRecommender(FactorRecommender):
         "use_features": True,
         "oov_rate": 0.5,
         "val_fraction": 0.1,
+        "val_holdout": "random",
         "random_state": 0,
         "num_threads": 0,
     }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        if self.params["val_holdout"] not in ("random", "latest"):
+            raise ConfigError(
+                f"two_tower val_holdout must be 'random' or 'latest', "
+                f"not {self.params['val_holdout']!r}"
+            )
         dim = int(self.params["dim"])
         self._item_vectors = np.zeros((0, dim), dtype=np.float32)
         self._user_factors = np.zeros((0, dim), dtype=np.float32)
@@ -99,6 +114,14 @@ class TwoTowerRecommender(FactorRecommender):
         self.meta.metrics.update(self._fit_metrics)
         return self
 
+    def _validate_on_latest(self) -> bool:
+        holdout = self.params["val_holdout"]
+        if holdout not in ("random", "latest"):
+            raise ConfigError(
+                f"two_tower val_holdout must be 'random' or 'latest', not {holdout!r}"
+            )
+        return holdout == "latest"
+
     def _threads(self) -> int:
         from recstack.models.text_encoder import default_torch_threads
 
@@ -106,7 +129,10 @@ class TwoTowerRecommender(FactorRecommender):
         return wanted if wanted > 0 else default_torch_threads()
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
-        with torch_runtime(self._threads()) as torch:
+        with (
+            torch_runtime(self._threads(), deterministic=True) as torch,
+            torch.random.fork_rng(devices=[]),  # seed our own stream, not the caller's
+        ):
             from recstack.models.two_tower.model import ItemTower, UserTower
             from recstack.models.two_tower.train import (
                 TrainConfig,
@@ -123,18 +149,27 @@ class TwoTowerRecommender(FactorRecommender):
             item_tower = ItemTower(dataset.n_items, dim, **self._item_inputs(dataset, progress))
             user_tower = UserTower(dataset.n_users, dataset.n_items, dim)
             matrix, validation = holdout_validation(
-                dataset, float(self.params["val_fraction"]), VALIDATION_HOLDOUT_SHARE, rng
+                dataset,
+                float(self.params["val_fraction"]),
+                VALIDATION_HOLDOUT_SHARE,
+                rng,
+                latest=self.params["val_holdout"] == "latest",
             )
             config = TrainConfig(
                 **{k: self.params[k] for k in TrainConfig.__dataclass_fields__ if k in self.params}
             )
             log = train_towers(item_tower, user_tower, matrix, validation, config, rng, progress)
             self.training_log = log.epochs
-            self._fit_metrics = {"best_epoch": float(log.best_epoch), "epochs_run": float(len(log.epochs))}
+            self._fit_metrics = {
+                "best_epoch": float(log.best_epoch),
+                "epochs_run": float(len(log.epochs)),
+            }
             if validation is not None:
                 self._fit_metrics["val_ndcg@10"] = log.best_val_ndcg
             self._item_vectors = encode_items(item_tower, dataset.n_items)
-            self._user_factors = encode_users(user_tower, dataset.matrix, np.arange(dataset.n_users))
+            self._user_factors = encode_users(
+                user_tower, dataset.matrix, np.arange(dataset.n_users)
+            )
             self._tower_arrays = {
                 TOWER_PREFIX + key.replace(".", "__"): value.detach().numpy().copy()
                 for key, value in user_tower.state_dict().items()
@@ -151,7 +186,9 @@ class TwoTowerRecommender(FactorRecommender):
         if self.params["use_features"]:
             features = ItemFeatures.from_meta(dataset.item_meta, dataset.n_items)
             if features.n_tokens:
-                inputs["feature_indices"] = torch.from_numpy(features.matrix.indices.astype(np.int64))
+                inputs["feature_indices"] = torch.from_numpy(
+                    features.matrix.indices.astype(np.int64)
+                )
                 inputs["feature_indptr"] = torch.from_numpy(features.matrix.indptr.astype(np.int64))
                 inputs["n_tokens"] = features.n_tokens
         if self.params["use_text"]:
@@ -176,9 +213,15 @@ class TwoTowerRecommender(FactorRecommender):
         """
         from recstack.models.two_tower.train import encode_users
 
+        if self._user_tower is None:
+            raise RecstackError("the two_tower model is not fitted: fit it or load a saved one")
         h = as_histories(histories, self.n_items)
         n_known = len(self._user_factors)
-        ids = np.full(h.shape[0], -1, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+        ids = (
+            np.full(h.shape[0], -1, dtype=np.int64)
+            if users is None
+            else np.asarray(users, dtype=np.int64)
+        )
         ids = np.where((ids >= 0) & (ids < n_known), ids, -1)
         with torch_runtime(self._threads()):
             vectors = encode_users(self._user_tower, h, ids)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from recstack.errors import NotFoundError
-from recstack.models.catalog import MODELS
+from recstack.models.catalog import MODELS, create_model
 from recstack.serving.auth import AdminScope
 from recstack.serving.errors import ApiError
 from recstack.serving.loader import registry_configured
@@ -34,6 +34,10 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
     to serve a version promoted to the serving alias."""
     if body.model not in MODELS:
         raise ApiError(422, f"unknown model {body.model!r}; known: {', '.join(MODELS)}")
+    try:
+        create_model(body.model, **(body.params or {}))  # reject bad params now, not in the job
+    except (ValueError, TypeError) as exc:
+        raise ApiError(422, f"invalid params for {body.model!r}: {exc}") from None
     state = request.app.state.recstack
     settings = state.settings
 

@@ -85,10 +85,12 @@ async def post_recommendations(
 
 
 async def _serve(request: Request, user_id: str, req: RecommendationRequest) -> dict:
-    """Compute on the event loop: the usual request is about a millisecond of numpy, cheaper
-    than a hop to the thread pool. Explanations (a solve per item) go to the thread pool."""
+    """Compute on the event loop when everything is in memory: the usual request is about a
+    millisecond of numpy, cheaper than a hop to the thread pool. With Redis (a network round
+    trip per request) or explanations (a solve per item) the work goes to the thread pool, so
+    a slow call never stalls the other requests of this worker."""
     state, request_id = request.app.state.recstack, request_id_of(request)
-    if req.explain:
+    if req.explain or state.settings.redis_url:
         return await run_in_threadpool(recommendations, state, user_id, req, request_id)
     return recommendations(state, user_id, req, request_id)
 
