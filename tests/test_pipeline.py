@@ -94,12 +94,12 @@ def test_tune_from_store_never_sees_the_evaluation_test_split(settings):
 
 def test_bad_model_is_rejected_before_anything_is_registered(settings):
     registry = ModelRegistry(settings)
-    before = len(registry.list_versions("courses"))
+    before = len(registry.list_versions())
     with pytest.raises(ConfigError, match="unknown parameter"):
         train_and_register(settings, "ease", {"bogus": 1})
     with pytest.raises(ConfigError, match="unknown model"):
         train_and_register(settings, "nope")
-    assert len(registry.list_versions("courses")) == before
+    assert len(registry.list_versions()) == before
 
 
 def test_empty_store_is_a_clear_error(tmp_path):

@@ -43,7 +43,7 @@ def run_demo(settings: Settings, *, users: int, items: int, events: int, serve: 
     evaluation = evaluate_models(
         dataset, ["popularity", "itemknn", "ease", "als"], ratio=0.75, seed=42, k=10, progress=True
     )
-    console.print(evaluation.to_markdown())
+    console.print(evaluation.to_markdown(), soft_wrap=True)
 
     console.rule("[bold]3. Train and register the champion")
     version = train_and_register(settings, "als", evaluate=False, promote="champion", progress=True)
@@ -55,8 +55,8 @@ def run_demo(settings: Settings, *, users: int, items: int, events: int, serve: 
         f"'http://127.0.0.1:{port}/v1/users/{dataset.users.external(0)}/recommendations?k=5'"
     )
     console.rule("[bold]4. Serve")
-    console.print(f"API key (admin): [bold]{key}[/bold]")
-    console.print(f"Try:  {curl}")
+    console.print(f"API key (admin): [bold]{key}[/bold]", soft_wrap=True)
+    console.print(f"Try:  {curl}", soft_wrap=True, highlight=False)
     console.print(f"Docs: http://127.0.0.1:{port}/docs")
     if serve:
         import uvicorn

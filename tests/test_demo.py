@@ -1,0 +1,18 @@
+"""The demo runs end to end on tiny data and prints a curl line for a known user."""
+
+from __future__ import annotations
+
+from recstack.demo import run_demo
+from recstack.registry import ModelRegistry
+from recstack.settings import Settings
+
+
+def test_demo_end_to_end_without_serving(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    out = run_demo(settings, users=300, items=120, events=8000, serve=False, port=8123)
+    assert out["key"].startswith("rs_")
+    assert "http://127.0.0.1:8123/v1/users/" in out["curl"] and out["key"] in out["curl"]
+    names = [m.name for m in out["evaluation"].models]
+    assert names == ["popularity", "itemknn", "ease", "als"]
+    champion = ModelRegistry(settings).resolve(settings.model_name, "champion")
+    assert champion.version == out["version"].version
