@@ -104,7 +104,8 @@ def _dense_topk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense-block variant of ``_block_topk``: ``sims`` holds the raw dot products."""
     n_rows, n_items = sims.shape
-    sims /= np.outer(norms[offset : offset + n_rows], norms) + np.float32(shrink)
+    with np.errstate(divide="ignore", invalid="ignore"):  # items without users: 0/0, zeroed below
+        sims /= np.outer(norms[offset : offset + n_rows], norms) + np.float32(shrink)
     np.nan_to_num(sims, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     sims[np.arange(n_rows), np.arange(offset, offset + n_rows)] = 0.0
     if k < n_items:

@@ -114,14 +114,6 @@ class TwoTowerRecommender(FactorRecommender):
         self.meta.metrics.update(self._fit_metrics)
         return self
 
-    def _validate_on_latest(self) -> bool:
-        holdout = self.params["val_holdout"]
-        if holdout not in ("random", "latest"):
-            raise ConfigError(
-                f"two_tower val_holdout must be 'random' or 'latest', not {holdout!r}"
-            )
-        return holdout == "latest"
-
     def _threads(self) -> int:
         from recstack.models.text_encoder import default_torch_threads
 
