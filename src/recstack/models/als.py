@@ -4,6 +4,8 @@ Confidence is ``c = 1 + alpha * weight`` for observed pairs and 1 elsewhere; pre
 for observed pairs. Users the model never saw are folded in exactly: with the item factors
 ``Y`` fixed, their vector is the ALS least-squares solution
 ``x = (YᵀY + λI + Yᵀ(C−I)Y)⁻¹ Yᵀ C p``, the same step training takes for a known user.
+``YᵀY + λI`` depends only on the item factors, so a model computes it once (on first use after
+fitting or loading) and every later fold-in and explanation reuses it.
 """
 
 from __future__ import annotations
@@ -29,18 +31,31 @@ def confidence_matrix(user_items: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     )
 
 
+def regularized_gram(item_factors: np.ndarray, regularization: float) -> np.ndarray:
+    """``YᵀY + λI`` in float64: the history-independent part of every ALS user solve."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    gram = y.T @ y
+    gram[np.diag_indices_from(gram)] += regularization
+    return gram
+
+
 def als_fold_in(
-    histories: sp.csr_matrix, item_factors: np.ndarray, regularization: float, alpha: float
+    histories: sp.csr_matrix,
+    item_factors: np.ndarray,
+    regularization: float,
+    alpha: float,
+    *,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact ALS user vectors for ``histories`` against fixed ``item_factors``.
 
     Solves ``(YᵀY + λI + Σ_j α w_j y_j y_jᵀ) x = Σ_j (1 + α w_j) y_j`` per row; an empty
-    history gives the zero vector. Float64 normal equations, float32 result.
+    history gives the zero vector. Float64 normal equations, float32 result. ``gram`` is
+    ``regularized_gram(item_factors, regularization)`` when the caller already has it.
     """
     y = np.asarray(item_factors)
     n, f = histories.shape[0], y.shape[1]
-    base = y.T.astype(np.float64) @ y.astype(np.float64)
-    base[np.diag_indices(f)] += regularization
+    base = regularized_gram(y, regularization) if gram is None else gram
     out = np.zeros((n, f), dtype=np.float32)
     indptr, indices, data = histories.indptr, histories.indices, histories.data
     for row in range(n):
@@ -70,6 +85,8 @@ class ALSRecommender(FactorRecommender):
     """
 
     name: ClassVar[str] = "als"
+    # a known user's vector is their learned factor row, whatever history is passed with it
+    uses_history_for_known_users: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {
         "factors": 64,
         "regularization": 0.05,
@@ -85,6 +102,22 @@ class ALSRecommender(FactorRecommender):
         super().__init__(**params)
         self.user_factors = np.zeros((0, int(self.params["factors"])), dtype=np.float32)
         self.item_factors = np.zeros((0, int(self.params["factors"])), dtype=np.float32)
+        self._gram: tuple[np.ndarray, np.ndarray] | None = None  # (item_factors, YᵀY + λI)
+
+    def regularized_gram(self) -> np.ndarray:
+        """``YᵀY + λI`` of the current item factors, computed once and reused.
+
+        The cache remembers which item factor array it was computed from, so assigning new
+        factors (fit, load, or by hand) can never serve a stale matrix. Treat the result as
+        read-only: it is shared by every fold-in and explanation.
+        """
+        cached = self._gram
+        if cached is not None and cached[0] is self.item_factors:
+            return cached[1]
+        factors = self.item_factors
+        gram = regularized_gram(factors, float(self.params["regularization"]))
+        self._gram = (factors, gram)
+        return gram
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         p = self.params
@@ -107,6 +140,7 @@ class ALSRecommender(FactorRecommender):
             model = model.to_cpu()
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self._gram = None
 
     def _implicit_factory(self) -> Any:
         """implicit's CPU or GPU ALS class (a ConfigError if the GPU one cannot run here)."""
@@ -142,9 +176,15 @@ class ALSRecommender(FactorRecommender):
         return self.item_factors
 
     def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """Learned factors for known users (``0 <= users < n_users``), fold-in for the rest."""
+        """Learned factors for known users (``0 <= users < n_users``), fold-in for the rest.
+
+        When every row is a known user the histories are not even looked at (the serving hot
+        path asks for one known user per request).
+        """
+        known = known_rows(users, histories.shape[0], len(self.user_factors))
+        if len(known) and known.all():
+            return np.array(self.user_factors[np.asarray(users, dtype=np.int64)], dtype=np.float32)
         h = as_histories(histories, self.n_items)
-        known = known_rows(users, h.shape[0], len(self.user_factors))
         out = np.empty((h.shape[0], self.item_factors.shape[1]), dtype=np.float32)
         if known.any():
             out[known] = self.user_factors[np.asarray(users)[known]]
@@ -154,6 +194,7 @@ class ALSRecommender(FactorRecommender):
                 self.item_factors,
                 float(self.params["regularization"]),
                 float(self.params["alpha"]),
+                gram=self.regularized_gram(),
             )
         return out
 
@@ -166,13 +207,12 @@ class ALSRecommender(FactorRecommender):
         h = as_histories(history, self.n_items)[:1]
         if h.nnz == 0:
             return []
-        y = self.item_factors.astype(np.float64)
+        y = self.item_factors
         alpha = float(self.params["alpha"])
         w = alpha * h.data.astype(np.float64)
-        yh = y[h.indices]
-        a = y.T @ y + (yh.T * w) @ yh
-        a[np.diag_indices(a.shape[0])] += float(self.params["regularization"])
-        weighted_item = np.linalg.solve(a, y[item])
+        yh = np.asarray(y[h.indices], dtype=np.float64)
+        a = self.regularized_gram() + (yh.T * w) @ yh
+        weighted_item = np.linalg.solve(a, np.asarray(y[item], dtype=np.float64))
         votes = (yh @ weighted_item) * (1.0 + w)
         order = np.argsort(-votes, kind="stable")[:top]
         return [(int(h.indices[j]), float(votes[j])) for j in order if votes[j] > 0]
@@ -183,6 +223,7 @@ class ALSRecommender(FactorRecommender):
     def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
         self.user_factors = state["user_factors"]
         self.item_factors = state["item_factors"]
+        self._gram = None
 
 
 def known_rows(users: np.ndarray | None, n_rows: int, n_users: int) -> np.ndarray:

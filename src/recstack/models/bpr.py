@@ -89,6 +89,8 @@ class BPRRecommender(FactorRecommender):
     """
 
     name: ClassVar[str] = "bpr"
+    # a known user's vector is their learned factor row, whatever history is passed with it
+    uses_history_for_known_users: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {
         "factors": 64,
         "learning_rate": 0.01,
@@ -137,9 +139,14 @@ class BPRRecommender(FactorRecommender):
         return self.item_factors
 
     def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """``(n, factors + 1)``: learned for known users, BPR fold-in for the rest; last column 1."""
+        """``(n, factors + 1)``: learned for known users, BPR fold-in for the rest; last column 1.
+
+        When every row is a known user the histories are not even looked at.
+        """
+        known = known_rows(users, histories.shape[0], len(self.user_factors))
+        if len(known) and known.all():
+            return np.array(self.user_factors[np.asarray(users, dtype=np.int64)], dtype=np.float32)
         h = as_histories(histories, self.n_items)
-        known = known_rows(users, h.shape[0], len(self.user_factors))
         out = np.empty((h.shape[0], self.item_factors.shape[1]), dtype=np.float32)
         if known.any():
             out[known] = self.user_factors[np.asarray(users)[known]]

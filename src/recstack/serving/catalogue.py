@@ -9,9 +9,10 @@ mutated: ``with_item`` returns a new one, so readers holding the old one stay co
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,38 @@ class AttributeColumn:
         return mask
 
 
+class MaskCache:
+    """The most recently used compiled filter masks of one catalogue, by filter text.
+
+    Masks are stored read-only (callers copy before editing), so concurrent requests share
+    them safely. A catalogue change builds a new ``Catalogue`` and with it an empty cache, so a
+    mask can never outlive the items it was compiled for.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            mask = self._masks.get(key)
+            if mask is not None:
+                self._masks.move_to_end(key)
+            return mask
+
+    def put(self, key: str, mask: np.ndarray) -> None:
+        mask.flags.writeable = False
+        with self._lock:
+            self._masks[key] = mask
+            self._masks.move_to_end(key)
+            while len(self._masks) > self.size:
+                self._masks.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """Items the server can return, in the engine's index order.
@@ -82,6 +115,7 @@ class Catalogue:
         raw: the attribute dict of each item (used to update an item's columns).
         positions: external id -> index as a dict (a lookup per request must cost
             nanoseconds, not the microseconds of a pandas index).
+        masks: compiled filter masks of this catalogue (see ``filters.filter_mask``).
     """
 
     ids: IdMap
@@ -90,6 +124,7 @@ class Catalogue:
     attributes: dict[str, AttributeColumn]
     raw: tuple[dict[str, Any], ...]
     positions: dict[str, int]
+    masks: MaskCache = field(default_factory=MaskCache, compare=False, repr=False)
 
     @property
     def n_items(self) -> int:

@@ -11,7 +11,7 @@ from recstack.models.base import FactorRecommender, top_k
 from recstack.serving.blend import interleave
 from recstack.serving.catalogue import Catalogue
 from recstack.serving.errors import UnavailableError
-from recstack.serving.filters import compile_filter
+from recstack.serving.filters import filter_mask
 from recstack.serving.item_state import ItemState, cold_part, content_mask, history_row
 from recstack.serving.results import ScoredItem
 from recstack.serving.vectors import LazyCosineSearch
@@ -47,7 +47,7 @@ class DiscoveryMixin:
     def popular(self, k: int = 10, filter: dict[str, Any] | None = None) -> list[ScoredItem]:
         """The most popular eligible items (distinct users, live)."""
         cat = self._items.catalogue
-        idx, val = self._popular(cat, compile_filter(filter, cat), k)
+        idx, val = self._popular(cat, filter_mask(filter, cat), k)
         return self._scored(cat, idx, val)
 
     def _popular(self, cat: Catalogue, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,11 @@ a known user whose history has not changed since loading, folded in from the his
 ``ann_threshold`` items). Other models get ``model.recommend`` with the history row and the
 item mask. Users with no history and no learned vector get popularity (``cold_start``).
 
+The per-request path stays lean: filter masks come from the catalogue's mask cache, the
+history CSR is only built when something reads it (a fold-in, a non-factor model, an
+explanation; models whose learned vectors ignore the history say so with
+``uses_history_for_known_users = False``), and without cold items there is nothing to blend.
+
 Concurrency: reads never lock. Item upserts build a new ``ItemState`` and swap one reference;
 history updates lock per change inside ``UserHistories``. A whole new engine (model reload) is
 built off to the side and swapped by the app in one assignment.
@@ -32,14 +37,14 @@ from recstack.models.base import FactorRecommender, Recommender
 from recstack.serving.blend import interleave
 from recstack.serving.catalogue import Catalogue
 from recstack.serving.discovery import DiscoveryMixin
-from recstack.serving.filters import compile_filter
+from recstack.serving.filters import filter_mask
 from recstack.serving.histories import UserHistories
 from recstack.serving.item_state import (
     ItemState,
+    WarmHistory,
     build_item_state,
     catalogue_from,
     content_with,
-    history_row,
     item_text_of,
     texts_of,
     warm_part,
@@ -52,8 +57,9 @@ __all__ = ["Engine", "ModelInfo", "Recommendations", "ScoredItem"]
 log = logging.getLogger("recstack.serving")
 
 EXPLAIN_TOP = 3
-SMALL_BATCH = 256  # events weighted in Python below this size, with pandas above
+SMALL_BATCH = 10_000  # events weighted in Python up to this size (any API batch), pandas above
 FOLDED_CACHE_SIZE = 200_000  # users whose folded-in vectors are remembered (cleared when full)
+NO_HISTORY = sp.csr_matrix((1, 0), dtype=np.float32)  # for models that ignore it (known users)
 
 
 class Engine(DiscoveryMixin):
@@ -177,7 +183,7 @@ class Engine(DiscoveryMixin):
         """Top-k items for a user, filtered; unknown users get popularity (cold start)."""
         st = self._items
         cat = st.catalogue
-        mask = compile_filter(filter, cat)
+        mask = filter_mask(filter, cat)
         hist_items, hist_weights, version = self.histories.versioned_row(user_id)
         if exclude_seen and len(hist_items):
             mask[hist_items] = False
@@ -186,7 +192,6 @@ class Engine(DiscoveryMixin):
             mask[rows[rows >= 0]] = False
         model_user = self._model_user(user_id)
         cold_start = not self.known_to_model(user_id)
-        warm_history = hist_items < st.n_model
         if st.model is None or (model_user < 0 and len(hist_items) == 0):
             idx, val = self._popular(cat, mask, k)
             items = self._scored(cat, idx, val)
@@ -194,28 +199,34 @@ class Engine(DiscoveryMixin):
                 for item in items:
                     item.explanation = []
             return Recommendations(items, cold_start, "popularity")
-        h = history_row(hist_items[warm_history], hist_weights[warm_history], st.n_model)
-        by_model = model_user >= 0 or bool(warm_history.any())
+        history = WarmHistory(hist_items, hist_weights, st.n_model)
+        by_model = model_user >= 0 or len(history) > 0
         if by_model:
-            warm = self._model_top(st, (user_id, version), h, model_user, mask, k)
+            warm = self._model_top(st, (user_id, version), history, model_user, mask, k)
         else:  # only items the model never saw: popular warm items, content-ranked cold ones
             warm = self._popular(cat, warm_part(mask, st.n_model), k)
-        cold = self._cold_top(st, hist_items, hist_weights, mask, k)
-        idx, val, is_cold = interleave(warm, cold, k, int((cold[1] > 0).sum()))
+        if cat.n_items > st.n_model:
+            cold = self._cold_top(st, hist_items, hist_weights, mask, k)
+            idx, val, is_cold = interleave(warm, cold, k, int((cold[1] > 0).sum()))
+        else:  # every item is the model's: nothing to blend
+            idx, val = warm[0][:k], warm[1][:k]
+            is_cold = np.zeros(len(idx), dtype=bool)
         items = self._scored(cat, idx, val)
         if explain:
             for item, pos, from_cold in zip(items, idx, is_cold, strict=True):
                 if from_cold:
                     item.explanation = self._explain_content(st, hist_items, hist_weights, int(pos))
+                elif by_model:
+                    item.explanation = self._explain_model(st, history.csr, int(pos))
                 else:
-                    item.explanation = self._explain_model(st, h, int(pos)) if by_model else []
+                    item.explanation = []
         return Recommendations(items, cold_start, "model" if by_model else "popularity")
 
     def _model_top(
         self,
         st: ItemState,
         user: tuple[str, object],
-        h: sp.csr_matrix,
+        history: WarmHistory,
         model_user: int,
         mask: np.ndarray,
         k: int,
@@ -223,35 +234,38 @@ class Engine(DiscoveryMixin):
         model = st.model
         assert model is not None
         model_mask = mask[: st.n_model]
-        users = np.array([model_user], dtype=np.int64)
         if st.model_search is not None and isinstance(model, FactorRecommender):
-            vector = self._user_vector(st, user, h, model_user)
+            vector = self._user_vector(st, user, history, model_user)
             return st.model_search.search(vector, k, model_mask)
+        users = np.array([model_user], dtype=np.int64)
+        h = history.csr
         idx, val = model.recommend(h, k, users=users, exclude_seen=False, item_mask=model_mask)
         keep = idx[0] >= 0
         return idx[0][keep], val[0][keep]
 
     def _user_vector(
-        self, st: ItemState, user: tuple[str, object], h: sp.csr_matrix, model_user: int
+        self, st: ItemState, user: tuple[str, object], history: WarmHistory, model_user: int
     ) -> np.ndarray:
-        """The user's vector: learned, or folded in from the history ``h`` and remembered.
+        """The user's vector: learned, or folded in from ``history`` and remembered.
 
         A fold-in (e.g. an ALS least-squares solve) is reused while the user's history row is
-        the one ``h`` was built from: ``user`` carries the row's version token, and rows are
-        replaced, never edited, when they change.
+        the one ``history`` was built from: ``user`` carries the row's version token, and rows
+        are replaced, never edited, when they change.
         """
-        assert isinstance(st.model, FactorRecommender)
+        model = st.model
+        assert isinstance(model, FactorRecommender)
         users = np.array([model_user], dtype=np.int64)
         if model_user >= 0:
-            return st.model.user_vectors(h, users)[0]
+            ignores = not getattr(model, "uses_history_for_known_users", True)
+            return model.user_vectors(NO_HISTORY if ignores else history.csr, users)[0]
         user_id, version = user
         cached = self._folded.get(user_id)
-        if cached is not None and cached[0] is version and cached[1] is st.model:
+        if cached is not None and cached[0] is version and cached[1] is model:
             return cached[2]
-        vector = st.model.user_vectors(h, users)[0]
+        vector = model.user_vectors(history.csr, users)[0]
         if len(self._folded) >= FOLDED_CACHE_SIZE:
             self._folded.clear()
-        self._folded[user_id] = (version, st.model, vector)
+        self._folded[user_id] = (version, model, vector)
         return vector
 
     def _cold_top(

@@ -10,7 +10,8 @@ A filter is a JSON object; every key is a condition and all must hold::
     {"item_id": {"nin": ["i1", "i2"]}}          # by id: in / nin / eq / ne
 
 Attribute names must be ones the catalogue has seen, so a typo is a 422 naming it rather than
-an empty list.
+an empty list. Compiled masks are remembered per catalogue (``filter_mask``): most traffic
+repeats a handful of filters, and compiling one costs far more than copying its mask.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
 def canonical_filter(spec: dict[str, Any] | None) -> str:
     """A stable text form of a filter (for cache keys)."""
     return json.dumps(spec or {}, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def filter_mask(spec: dict[str, Any] | None, catalogue: Catalogue) -> np.ndarray:
+    """``compile_filter`` through the catalogue's mask cache; the caller owns the returned copy.
+
+    Invalid filters raise every time (only valid masks are cached). Filters holding values JSON
+    cannot express (only possible from Python callers) are compiled without the cache.
+    """
+    try:
+        key = json.dumps(spec or {}, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return compile_filter(spec, catalogue)
+    mask = catalogue.masks.get(key)
+    if mask is None:
+        mask = compile_filter(spec, catalogue)
+        catalogue.masks.put(key, mask)
+    return mask.copy()
 
 
 def compile_filter(spec: dict[str, Any] | None, catalogue: Catalogue) -> np.ndarray:

@@ -52,6 +52,32 @@ def history_row(items: np.ndarray, weights: np.ndarray, n_items: int) -> sp.csr_
     )
 
 
+class WarmHistory:
+    """One user's history restricted to the items the served model knows.
+
+    The ``(1, n_model)`` CSR the model API takes is built on first use only: most requests
+    (a known user of an ALS/BPR model, or a remembered fold-in) never need it.
+    """
+
+    __slots__ = ("_csr", "items", "n_model", "weights")
+
+    def __init__(self, items: np.ndarray, weights: np.ndarray, n_model: int) -> None:
+        if len(items) and int(items.max()) >= n_model:
+            warm = items < n_model
+            items, weights = items[warm], weights[warm]
+        self.items, self.weights, self.n_model = items, weights, n_model
+        self._csr: sp.csr_matrix | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def csr(self) -> sp.csr_matrix:
+        if self._csr is None:
+            self._csr = history_row(self.items, self.weights, self.n_model)
+        return self._csr
+
+
 def warm_part(mask: np.ndarray, n_model: int) -> np.ndarray:
     """``mask`` restricted to the positions the served model scores."""
     out = mask.copy()

@@ -58,6 +58,40 @@ class RecommendationRequest(BaseModel):
     explain: bool = Field(False, description="Attach the history items behind each pick.")
 
 
+class RecommendationQuery(BaseModel):
+    """The query parameters of ``GET /v1/users/{user_id}/recommendations`` (lax: query strings).
+
+    The route validates them as one model rather than one FastAPI parameter at a time (the
+    hottest route saves a tenth of a millisecond per request); ``query_parameters`` turns the
+    same fields into the route's OpenAPI ``parameters``.
+    """
+
+    k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
+    exclude_seen: bool = Field(True, description="Leave out items already seen.")
+    filter: str | None = Field(
+        None, max_length=10_000, description=f"URL-encoded JSON. {FILTER_DOC}"
+    )
+    exclude: list[Identifier] = Field(
+        [], max_length=1000, description="Item ids never to return (repeatable)."
+    )
+    explain: bool = Field(False, description="Attach the history items behind each pick.")
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI ``parameters`` (``in: query``, optional) documenting the fields of ``model``."""
+    properties = model.model_json_schema()["properties"]
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": schema.get("description", ""),
+        }
+        for name, schema in properties.items()
+    ]
+
+
 class Explanation(BaseModel):
     item_id: str
     title: str | None = None

@@ -37,20 +37,26 @@ log = logging.getLogger("recstack.serving")
 def recommendations(
     state: AppState, user_id: str, req: RecommendationRequest, request_id: str
 ) -> dict[str, Any]:
-    """The recommendation response for a user, from the cache when it is fresh."""
+    """The recommendation response for a user, from the cache when it is fresh.
+
+    With caching off (``cache_ttl_seconds = 0``) no cache key is computed; the lookup still
+    reads the user's generation, which keeps the engine in step with other workers.
+    """
     slot = state.slot
     engine = slot.engine
     info = engine.model_info
-    variant = variant_key(
-        info.name,
-        info.version,
-        info.registered_name,
-        req.k,
-        req.exclude_seen,
-        sorted(req.exclude),
-        canonical_filter(req.filter),
-        req.explain,
-    )
+    variant = None
+    if state.cache.ttl > 0:
+        variant = variant_key(
+            info.name,
+            info.version,
+            info.registered_name,
+            req.k,
+            req.exclude_seen,
+            sorted(req.exclude),
+            canonical_filter(req.filter),
+            req.explain,
+        )
     generation, cached = _lookup(state, user_id, variant)
     if cached is not None:
         state.metrics.cache_hits.inc()
@@ -71,10 +77,11 @@ def recommendations(
         "model": info.as_dict(),
         "cold_start": result.cold_start,
     }
-    try:
-        state.cache.store(user_id, generation, variant, body)
-    except Exception:  # noqa: BLE001 - a cache outage must not fail the request
-        log.exception("cache store failed")
+    if variant is not None:
+        try:
+            state.cache.store(user_id, generation, variant, body)
+        except Exception:  # noqa: BLE001 - a cache outage must not fail the request
+            log.exception("cache store failed")
     return {**body, "request_id": request_id}
 
 

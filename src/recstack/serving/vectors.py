@@ -113,8 +113,8 @@ class ItemVectorSearch:
             scores = np.asarray(self.vectors) @ query
             if len(self.tail):
                 scores = np.concatenate([scores, self.tail @ query])
-            if mask is not None:
-                scores = np.where(mask[:n], scores, -np.inf)
+            if mask is not None and eligible < n:
+                scores = np.where(mask[:n], scores, np.float32(-np.inf))
             return _best(scores, want)
         idx, val = self._approximate(query, want, mask)
         if len(idx) < want:
@@ -146,12 +146,17 @@ class ItemVectorSearch:
 
 
 def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one score vector, best first, ``-inf`` entries dropped (1-D ``top_k``)."""
+    """Top-k of one score vector, best first, ``-inf`` entries dropped (1-D ``top_k``).
+
+    Partitions ``scores`` itself around its ``n - k``-th element (no negated copy); only the
+    k winners are sorted.
+    """
     scores = np.asarray(scores, dtype=np.float32)
-    k = min(k, len(scores))
+    n = len(scores)
+    k = min(k, n)
     if k <= 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    part = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
     order = part[np.argsort(-scores[part], kind="stable")]
     values = scores[order]
     keep = np.isfinite(values) | (values > 0)

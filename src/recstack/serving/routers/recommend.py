@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 
 from recstack.serving.auth import ReadScope
 from recstack.serving.errors import request_id_of
@@ -16,9 +17,11 @@ from recstack.serving.schemas import (
     FILTER_DOC,
     MAX_K,
     PopularResponse,
+    RecommendationQuery,
     RecommendationRequest,
     RecommendationResponse,
     error_responses,
+    query_parameters,
 )
 from recstack.serving.service import recommendations
 
@@ -30,6 +33,7 @@ FilterText = Annotated[
     str | None, Query(max_length=10_000, description=f"URL-encoded JSON. {FILTER_DOC}")
 ]
 ERRORS = error_responses(401, 403, 413, 422, 429, 503)
+QUERY_FIELDS = ("k", "exclude_seen", "filter", "explain")
 
 
 @router.get(
@@ -37,35 +41,36 @@ ERRORS = error_responses(401, 403, 413, 422, 429, 503)
     response_model=RecommendationResponse,
     responses=ERRORS,
     summary="Recommend items to a user",
+    openapi_extra={"parameters": query_parameters(RecommendationQuery)},
 )
 async def get_recommendations(
-    request: Request,
-    user_id: UserId,
-    k: K = 10,
-    exclude_seen: Annotated[bool, Query(description="Leave out items already seen.")] = True,
-    filter: FilterText = None,
-    exclude: Annotated[
-        list[str], Query(max_length=1000, description="Item ids never to return (repeatable).")
-    ] = [],  # noqa: B006 - FastAPI copies defaults
-    explain: Annotated[
-        bool, Query(description="Attach the history items behind each pick.")
-    ] = False,
-    _principal: object = ReadScope,
+    request: Request, user_id: UserId, _principal: object = ReadScope
 ) -> dict:
     """Top-k items for the user. Unknown users get popular items with `cold_start: true`."""
+    # The query parameters (documented from RecommendationQuery) are validated as one model:
+    # on this hot route FastAPI's per-parameter extraction cost more than the recommendation.
+    return await _serve(request, user_id, parse_query(request.query_params))
+
+
+def parse_query(params: QueryParams) -> RecommendationRequest:
+    """The GET form's options, validated like any FastAPI query parameter (422 on errors)."""
+    raw: dict[str, object] = {name: params[name] for name in QUERY_FIELDS if name in params}
+    excluded = params.getlist("exclude")
+    if excluded:
+        raw["exclude"] = excluded
     try:
-        req = RecommendationRequest(
-            k=k,
-            exclude_seen=exclude_seen,
-            exclude=exclude,
-            filter=parse_filter(filter),
-            explain=explain,
-        )
-    except ValidationError as exc:  # e.g. an empty id in `exclude`: the same 422 as the POST form
+        query = RecommendationQuery.model_validate(raw)
+    except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    return await _serve(request, user_id, req)
+    return RecommendationRequest.model_construct(
+        k=query.k,
+        exclude_seen=query.exclude_seen,
+        exclude=query.exclude,
+        filter=parse_filter(query.filter),
+        explain=query.explain,
+    )
 
 
 @router.post(
