@@ -20,7 +20,9 @@ from recstack.settings import Settings
 console = Console()
 
 
-def run_demo(settings: Settings, *, users: int, items: int, events: int, serve: bool, port: int) -> dict:
+def run_demo(
+    settings: Settings, *, users: int, items: int, events: int, serve: bool, port: int
+) -> dict:
     """Run every step; returns what a caller (a test) may check."""
     from recstack.data.synthetic import generate_synthetic
     from recstack.evaluation.protocol import evaluate_models

@@ -75,7 +75,15 @@ def test_fingerprint_changes_with_data_and_is_stable() -> None:
 def test_item_meta_aligned_and_catalogue_items_kept() -> None:
     inter, items = planted_frame(n_users=20, n_items=30, per_user=5)
     extra = pd.DataFrame(
-        [{"item_id": "new", "title": "New", "text": None, "attributes": {"genres": ["x"]}, "active": False}]
+        [
+            {
+                "item_id": "new",
+                "title": "New",
+                "text": None,
+                "attributes": {"genres": ["x"]},
+                "active": False,
+            }
+        ]
     )
     d = Dataset.from_frame(inter, items=pd.concat([items, extra], ignore_index=True))
     j = d.items.index("new")

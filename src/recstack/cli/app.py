@@ -14,9 +14,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command module registers its commands on ``app`` when imported.
-    from recstack.cli import store_commands  # noqa: F401
-    from recstack.cli import model_commands  # noqa: F401
-    from recstack.cli import serve_commands  # noqa: F401
+    from recstack.cli import (
+        model_commands,  # noqa: F401
+        serve_commands,  # noqa: F401
+        store_commands,  # noqa: F401
+    )
 
 
 def main() -> None:
