@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import recstack.store.snapshot
+import recstack.store.stats
 import recstack.store.timeformat
 from recstack.data.loaders import LoadedData
 from recstack.data.weights import EventWeighting
@@ -103,7 +104,9 @@ def test_ingest_then_snapshot_of_generated_data(store) -> None:
     )
 
 
-@pytest.mark.parametrize("module", [recstack.store.timeformat, recstack.store.snapshot])
+@pytest.mark.parametrize(
+    "module", [recstack.store.timeformat, recstack.store.snapshot, recstack.store.stats]
+)
 def test_doctests(module) -> None:
     assert doctest.testmod(module).failed == 0
 

@@ -18,8 +18,16 @@ LARGE_LOAD_FRACTION = 0.25
 
 
 def stored_rows_estimate(conn: Connection) -> int:
-    """Upper bound on stored interactions from the id range (an index lookup, not a count)."""
-    span = conn.execute(sa.text("SELECT max(id) - min(id) + 1 FROM interactions")).scalar()
+    """Upper bound on stored interactions from the id range (two index lookups, not a count).
+
+    Separate subqueries: SQLite answers a lone ``max(id)`` or ``min(id)`` from the end of the
+    primary key, but both in one select make it scan a whole index.
+    """
+    span = conn.execute(
+        sa.text(
+            "SELECT (SELECT max(id) FROM interactions) - (SELECT min(id) FROM interactions) + 1"
+        )
+    ).scalar()
     return int(span or 0)
 
 

@@ -8,6 +8,7 @@ offending row, so a bad frame never starts a write transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,33 @@ def _string_column(
     return values
 
 
+def text_values(
+    values: Sequence[Any], column: str, source: str | None, max_length: int, what: str
+) -> list[str]:
+    """``_string_column`` for a plain list (small batches): the same checks in the same order
+    (missing, then empty, then too long) and the same messages, without pandas."""
+    out: list[Any] = [v if type(v) is str else (None if is_missing(v) else str(v)) for v in values]
+    if None in out:
+        raise DataError(f"row {out.index(None)} of the {what}: {column} is missing", file=source)
+    lengths = [len(v) for v in out]
+    if lengths and min(lengths) == 0:
+        raise DataError(f"row {lengths.index(0)} of the {what}: {column} is empty", file=source)
+    if lengths and max(lengths) > max_length:
+        row = next(r for r, n in enumerate(lengths) if n > max_length)
+        raise DataError(
+            f"row {row} of the {what}: {column} is longer than {max_length} characters",
+            file=source,
+        )
+    return out
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one cell counts as missing the way ``pd.isna`` sees it (None, NaN, NA, NaT)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and value != value
+
+
 def _context_column(frame: pd.DataFrame, source: str | None) -> np.ndarray:
     """Context as JSON text or None; dicts are encoded, strings must be valid JSON."""
     if "context" not in frame.columns:
@@ -56,25 +84,29 @@ def _context_column(frame: pd.DataFrame, source: str | None) -> np.ndarray:
     out = np.full(len(raw), None, dtype=object)
     present = ~pd.isna(frame["context"]).to_numpy()
     for row in np.flatnonzero(present):
-        value = raw[row]
-        if isinstance(value, str):
-            try:
-                json.loads(value)
-            except ValueError as exc:
-                raise DataError(
-                    f"row {row} of the interactions: context is not valid JSON ({exc})",
-                    file=source,
-                ) from exc
-            out[row] = value
-        else:
-            try:
-                out[row] = dumps_json(value)
-            except TypeError as exc:
-                raise DataError(
-                    f"row {row} of the interactions: context cannot be stored as JSON ({exc})",
-                    file=source,
-                ) from exc
+        out[row] = context_text(raw[row], int(row), source)
     return out
+
+
+def context_text(value: Any, row: int, source: str | None) -> str:
+    """One present context as the JSON text the store keeps: strings must be valid JSON,
+    anything else is encoded."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            raise DataError(
+                f"row {row} of the interactions: context is not valid JSON ({exc})",
+                file=source,
+            ) from exc
+        return value
+    try:
+        return dumps_json(value)
+    except TypeError as exc:
+        raise DataError(
+            f"row {row} of the interactions: context cannot be stored as JSON ({exc})",
+            file=source,
+        ) from exc
 
 
 def prepare_interactions(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
@@ -98,19 +130,10 @@ def prepare_interactions(frame: pd.DataFrame, source: str | None = None) -> pd.D
     )
     _check_event_types(out["event_type"], source)
     if "value" in frame.columns:
-        raw_value = frame["value"]
-        value = pd.to_numeric(raw_value, errors="coerce").astype(np.float64)
-        bad = (value.isna() & raw_value.notna()).to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"row {row} of the interactions: value {raw_value.iloc[row]!r} is not a number",
-                file=source,
-            )
-        out["value"] = value.to_numpy()
+        out["value"] = numeric_values(frame["value"], source)
     else:
         out["value"] = np.full(len(frame), np.nan)
-    out["timestamp"] = _timestamps(frame["timestamp"], source)
+    out["timestamp"] = epoch_seconds(frame["timestamp"], source)
     # as a Series: pandas would infer a str dtype (NaN for None) from a plain object array
     out["context"] = pd.Series(_context_column(frame, source), dtype=object)
     return pd.DataFrame(out, columns=list(INTERACTION_COLUMNS))
@@ -127,7 +150,31 @@ def _check_event_types(event_type: pd.Series, source: str | None) -> None:
             )
 
 
-def _timestamps(raw: pd.Series, source: str | None) -> np.ndarray:
+def check_event_types(event_types: list[str], source: str | None) -> None:
+    """``_check_event_types`` for a plain list: the same rule and message."""
+    for name in dict.fromkeys(event_types):
+        if any(ord(ch) < 32 for ch in name):
+            raise DataError(
+                f"row {event_types.index(name)} of the interactions: event_type {name!r} has "
+                "control characters",
+                file=source,
+            )
+
+
+def numeric_values(raw_value: pd.Series, source: str | None) -> np.ndarray:
+    """Event values as float64 (NaN where absent); anything else non-numeric is an error."""
+    value = pd.to_numeric(raw_value, errors="coerce").astype(np.float64)
+    bad = (value.isna() & raw_value.notna()).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"row {row} of the interactions: value {raw_value.iloc[row]!r} is not a number",
+            file=source,
+        )
+    return value.to_numpy()
+
+
+def epoch_seconds(raw: pd.Series, source: str | None) -> np.ndarray:
     """Epoch seconds (int64); datetimes are converted, fractions of a second dropped."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         if raw.isna().any():
@@ -163,7 +210,7 @@ def prepare_items(frame: pd.DataFrame, source: str | None = None) -> pd.DataFram
     for column in ("title", "text"):
         if column in frame.columns:
             out[column] = pd.Series(
-                [None if _missing(v) else str(v) for v in frame[column].tolist()], dtype=object
+                [None if is_missing(v) else str(v) for v in frame[column].tolist()], dtype=object
             )
         else:
             out[column] = None
@@ -187,10 +234,6 @@ def prepare_users(frame: pd.DataFrame, source: str | None = None) -> pd.DataFram
     return out.drop_duplicates("user_id", keep="last").reset_index(drop=True)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
-
-
 def _json_objects(frame: pd.DataFrame, column: str, source: str | None, what: str) -> list:
     """Dict column -> JSON text per row (None where absent or empty)."""
     if column not in frame.columns:
@@ -206,7 +249,7 @@ def _json_objects(frame: pd.DataFrame, column: str, source: str | None, what: st
                 ) from exc
         if isinstance(value, dict):
             out.append(dumps_json(value) if value else None)
-        elif _missing(value):
+        elif is_missing(value):
             out.append(None)
         else:
             raise DataError(

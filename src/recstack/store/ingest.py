@@ -122,8 +122,8 @@ def ingest(
             backend = backend_for(conn)
             stored = stored_rows_estimate(conn)
             large = is_large_load(n, stored)
-            backend.prepare_bulk(conn, large=large)
             try:
+                backend.prepare_bulk(conn, large=large)  # first: it may restart the transaction
                 if items is not None and len(items):
                     items_created, items_updated = upsert_catalogue(conn, items)
                 if users is not None and len(users):

@@ -1,4 +1,4 @@
-"""SQLite fast paths: ``executemany`` of plain tuples on the raw sqlite3 connection.
+"""SQLite fast paths: ``executemany`` of plain values on the raw sqlite3 connection.
 
 All functions run on a connection already inside the caller's write transaction (which holds
 SQLite's single write lock and, for ingest, has per-row foreign key checks off: every key is
@@ -16,11 +16,11 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from recstack.progress import ProgressTask
-from recstack.store.bulk import chunks
+from recstack.store.bulk import chunks, is_large_load
 from recstack.store.engine import driver_connection
 
 _LOOKUP_BATCH = 20_000  # well under SQLite's 32766 bound variables
-_BULK_CACHE_KIB = 256 * 1024
+_BULK_CACHE_KIB = 1024 * 1024  # 1 GiB: fewer pages spilled to the WAL mid-load and written twice
 _SORT_RUN_KIB = 2 * 1024  # page cache while building indexes = size of each sorted run
 _DEFAULT_CACHE_KIB = 2000
 _TEMP_STORE_MEMORY = 2
@@ -30,17 +30,18 @@ _SAVED_TEMP_STORE = "recstack_saved_temp_store"  # key in the connection's info 
 def prepare_bulk(conn: Connection, *, large: bool) -> None:
     """A large page cache for the load; for a large load also temporary files for sorting.
 
-    SQLite keeps every entry of an index being built in one in-memory list when temporary
-    storage is in memory, and that sort gets slower per row as the table grows; with
-    temporary files it sorts runs of a few MB and merges them (see ``_build_indexes``).
+    Runs first in the write transaction, before anything is written (see
+    ``_switch_temp_store``). With temporary storage in memory SQLite sorts the entries of an
+    index being built as one in-memory list, which gets slower per row as the table grows;
+    with temporary files it sorts runs of a few MB and merges them (``_build_indexes``).
     """
     raw = driver_connection(conn)
     raw.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
     if large:
         temp_store = raw.execute("PRAGMA temp_store").fetchone()[0]
         if temp_store == _TEMP_STORE_MEMORY:
-            _switch_temp_store(raw, "FILE")
             conn.info[_SAVED_TEMP_STORE] = temp_store
+            _switch_temp_store(raw, "FILE")
 
 
 def finish_bulk(conn: Connection) -> None:
@@ -52,15 +53,16 @@ def finish_bulk(conn: Connection) -> None:
         try:
             raw.execute(f"PRAGMA temp_store={int(temp_store)}")
         except sqlite3.OperationalError:
-            pass  # the temp schema was opened meanwhile: the connection keeps SQLite's default
+            pass  # the temp schema was opened meanwhile: the connection keeps temporary files
 
 
 def _switch_temp_store(raw: sqlite3.Connection, mode: str) -> None:
-    """Set ``temp_store`` at the start of the write transaction, before anything is written.
+    """Set ``temp_store`` in a write transaction in which nothing has been written yet.
 
     SQLite refuses the change inside a transaction once the connection has opened its temp
-    schema; then the still empty transaction is committed and a new write transaction begun
-    around the change (also when the change fails, so the load never runs outside one).
+    schema (schema reflection does). Then the empty transaction is committed and a new write
+    transaction begun around the change, also when the change fails, so that nothing ever
+    runs outside a transaction; if that ``BEGIN`` fails the load fails before writing.
     """
     try:
         raw.execute(f"PRAGMA temp_store={mode}")
@@ -169,6 +171,7 @@ _INTERACTION_COLUMNS = (
     "timestamp",
     "context",
 )
+_NEW_ROWS_SAMPLE = 2_000  # event ids probed to estimate how much of a load is new
 _ROWS_PER_STATEMENT = 100  # a few hundred bound variables per statement: fewer, bigger steps
 
 
@@ -249,20 +252,34 @@ def load_interactions(
     """Write mapped interactions (surrogate user/item ids); returns how many were new.
 
     A large load drops the non-unique indexes of ``interactions`` first and rebuilds them at
-    the end: one sorted index build is much faster than updating it row by row. ``stored``
-    is not needed here (the signature matches the PostgreSQL path).
+    the end: one sorted index build is much faster than updating it row by row. When rows
+    are already stored, a sample of the event ids first estimates how many rows are new, so
+    that re-ingesting a file does not rebuild the indexes for nothing.
     """
-    rebuild = []
-    if large:
-        rebuild = _drop_secondary_indexes(driver_connection(conn))
+    raw = driver_connection(conn)
+    if large and stored:
+        large = is_large_load(_estimated_new_rows(raw, frame["event_id"]), stored)
+    rebuild = _drop_secondary_indexes(raw) if large else []
     inserted = 0
     for chunk in chunks(frame, chunk_size):
         inserted += write_interactions(conn, chunk)
         task.advance(len(chunk))
     if rebuild:
         task.update(description=f"{task.description}: indexing")
-        _build_indexes(driver_connection(conn), rebuild)
+        _build_indexes(raw, rebuild)
     return inserted
+
+
+def _estimated_new_rows(raw: sqlite3.Connection, event_ids: pd.Series) -> int:
+    """How many of ``event_ids`` are not stored yet, from an evenly spread sample."""
+    n = len(event_ids)
+    picks = np.unique(np.linspace(0, n - 1, min(n, _NEW_ROWS_SAMPLE)).astype(np.int64))
+    sample = event_ids.iloc[picks].tolist()
+    marks = ",".join("?" * len(sample))
+    stored = raw.execute(
+        f"SELECT count(*) FROM interactions WHERE event_id IN ({marks})", sample
+    ).fetchone()[0]
+    return round(n * (1 - stored / len(sample))) if sample else 0
 
 
 def _build_indexes(raw: sqlite3.Connection, ddl: list[str]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from recstack.data.schema import ITEM_COLUMNS
 from recstack.errors import DataError, NotFoundError
 from recstack.store.engine import read_transaction, write_transaction
+from recstack.store.event_rows import SMALL_BATCH_ROWS, add_event_rows, frame_rows
 from recstack.store.frames import MAX_ID_LENGTH, prepare_interactions
 from recstack.store.ingest import backend_for, map_interactions
 from recstack.store.tables import interactions, items, users
@@ -39,8 +40,13 @@ def add_events(engine: Engine, events: pd.DataFrame, *, create_items: bool = Fal
     """Store a canonical interaction frame; returns how many events were new.
 
     Events whose event_id is already stored are ignored; unknown users are created; unknown
-    items raise ``NotFoundError`` unless ``create_items`` is true.
+    items raise ``NotFoundError`` unless ``create_items`` is true. Frames up to
+    ``SMALL_BATCH_ROWS`` rows go through ``event_rows`` (plain tuples, a few statements),
+    larger ones through the vectorised bulk path; both check and store alike.
     """
+    if len(events) <= SMALL_BATCH_ROWS:
+        rows = frame_rows(events, "events")
+        return add_event_rows(engine, rows, create_items=create_items, source="events")
     frame = prepare_interactions(events, "events")
     if frame.empty:
         return 0
