@@ -13,6 +13,11 @@ several workers on a free loopback port (auth on, a read and a write key), then 
 4. the server's memory: RSS and PSS summed over its processes (PSS counts the memory-mapped
    model arrays the workers share once).
 
+Every phase also reports CPU per request, read from ``/proc`` and ``getrusage``: the server's
+(all its processes), ``wrk``'s and this script's own (the open-loop and event generators, run
+on uvloop when it is installed). On a shared or small machine the load generator competes with
+the server for the same cores, and CPU per request is steadier than throughput.
+
 Everything runs on 127.0.0.1 and every phase is bounded by ``--duration``. The full-size run is
 ``--users 162000 --items 62000 --events 25000000``; check it small first, e.g.
 ``--users 20000 --items 10000 --events 1000000``. Needs ``wrk`` (``apt-get install wrk``).
@@ -26,6 +31,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -34,7 +40,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -161,6 +169,46 @@ def stop_server(server: subprocess.Popen) -> None:
         pass
 
 
+def server_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by every process of the server's group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields 14/15 of stat: utime, stime (clock ticks)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+class CpuMeter:
+    """CPU per request of the server, of child processes (wrk) and of this script, over a phase."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.server = server_cpu(pgid)
+        self.children = _children_cpu()
+        self.own = time.process_time()
+
+    def per_request(self, requests: float) -> dict[str, float]:
+        n = max(requests, 1)
+        return {
+            "server_cpu_us_per_request": round((server_cpu(self.pgid) - self.server) / n * 1e6),
+            "wrk_cpu_us_per_request": round((_children_cpu() - self.children) / n * 1e6),
+            "generator_cpu_us_per_request": round((time.process_time() - self.own) / n * 1e6),
+        }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def server_memory(pgid: int) -> dict[str, float]:
     """RSS and PSS (MiB) summed over every process of the server's process group."""
     rss = pss = 0
@@ -197,13 +245,19 @@ end
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
-def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> dict[str, float]:
+def run_wrk(
+    url: str, args: argparse.Namespace, pgid: int, script: Path | None = None
+) -> dict[str, float]:
     command = ["wrk", "-t", str(args.threads), "-c", str(args.connections)]
     command += ["-d", f"{args.duration:.0f}s", "--latency", "--timeout", "10s"]
     if script is not None:
         command += ["-s", str(script)]
+    meter = CpuMeter(pgid)
     out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
     result = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    cpu = meter.per_request(float(re.search(r"(\d+) requests in", out).group(1)))
+    cpu.pop("generator_cpu_us_per_request")
+    result.update(cpu)
     for pct in ("50", "99"):
         m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s|m)\b", out)
         if m:
@@ -284,11 +338,13 @@ def post_request(path: str, key: str, body: bytes) -> bytes:
 
 
 # ---- open loop: latency at a fixed rate --------------------------------------------------------
-async def open_loop(port: int, key: str, users: list[str], rate: float, seconds: float) -> dict:
+async def open_loop(
+    port: int, pgid: int, key: str, users: list[str], rate: float, seconds: float
+) -> dict:
     """Send requests on a fixed schedule; latency counts from each request's scheduled time."""
     flt = quote(json.dumps(FILTER, separators=(",", ":")))
+    meter = CpuMeter(pgid)
     pool = Pool("127.0.0.1", port)
-    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     failures = 0
     rng = random.Random(1)
@@ -300,22 +356,24 @@ async def open_loop(port: int, key: str, users: list[str], rate: float, seconds:
             failures += status != 200
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             failures += 1
-        latencies.append(loop.time() - scheduled)
+        latencies.append(time.perf_counter() - scheduled)
 
     tasks = []
     n = int(rate * seconds)
-    start = loop.time() + 0.2
+    start = time.perf_counter() + 0.2
     for i in range(n):
         scheduled = start + i / rate
-        delay = scheduled - loop.time()
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         path = f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
         tasks.append(asyncio.create_task(one(get_request(path, key), scheduled)))
-    sent_rate = n / (loop.time() - start)
+    sent_rate = n / (time.perf_counter() - start)
     await asyncio.gather(*tasks)
     pool.close()
     ms = np.asarray(latencies) * 1000
+    cpu = meter.per_request(n)
+    cpu.pop("wrk_cpu_us_per_request")
     return {
         "target_per_s": rate,
         "sent_per_s": round(sent_rate, 1),
@@ -324,6 +382,7 @@ async def open_loop(port: int, key: str, users: list[str], rate: float, seconds:
         "p99_ms": float(np.percentile(ms, 99)),
         "max_ms": float(ms.max()),
         "failures": failures,
+        **cpu,
     }
 
 
@@ -343,6 +402,7 @@ def random_events(rng: random.Random, users: list[str], items: list[str], n: int
 
 async def post_events(
     port: int,
+    pgid: int,
     key: str,
     users: list[str],
     items: list[str],
@@ -354,13 +414,13 @@ async def post_events(
     rng = random.Random(2)
     sent = posts = failures = 0
     pool = Pool("127.0.0.1", port)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    start = loop.time()
+    start = time.perf_counter()
+    deadline = start + seconds
+    meter = CpuMeter(pgid)
 
     async def sender() -> None:
         nonlocal sent, posts, failures
-        while loop.time() < deadline:
+        while time.perf_counter() < deadline:
             events = random_events(rng, users, items, batch)
             body = json.dumps({"events": events} if batch > 1 else events[0]).encode()
             status, answer = await pool.request(post_request("/v1/events", key, body))
@@ -371,18 +431,30 @@ async def post_events(
                 failures += 1
 
     await asyncio.gather(*(sender() for _ in range(concurrency)))
-    elapsed = loop.time() - start
+    elapsed = time.perf_counter() - start
     pool.close()
+    cpu = meter.per_request(posts + failures)
+    cpu.pop("wrk_cpu_us_per_request")
     return {
         "events_per_s": sent / elapsed,
         "posts_per_s": posts / elapsed,
         "batch": batch,
         "concurrency": concurrency,
         "failures": failures,
+        **{k.replace("request", "post"): v for k, v in cpu.items()},
     }
 
 
 # ---- main -------------------------------------------------------------------------------------
+def run_async(coroutine: Coroutine[Any, Any, dict]) -> dict:
+    """Run a generator phase on uvloop when installed (a cheaper event loop), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def main() -> int:
     args = parse_args()
     quiet = args.json
@@ -412,19 +484,22 @@ def main() -> int:
         flt = quote(json.dumps(FILTER, separators=(",", ":")))
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA % (",".join(json.dumps(u) for u in sample), keys["read"], args.seed, flt))
+        pgid = server.pid
         log("wrk: /healthz ...", quiet)
-        health = run_wrk(f"{base}/healthz", args)
+        health = run_wrk(f"{base}/healthz", args, pgid)
         log("wrk: recommendations ...", quiet)
-        recs = run_wrk(base, args, Path(lua.name))
+        recs = run_wrk(base, args, pgid, Path(lua.name))
         os.unlink(lua.name)
         log(f"open loop at {args.rate:.0f} req/s ...", quiet)
-        fixed = asyncio.run(open_loop(port, keys["read"], sample, args.rate, args.duration))
+        fixed = run_async(open_loop(port, pgid, keys["read"], sample, args.rate, args.duration))
         log("events: batches of 1,000 ...", quiet)
-        batched = asyncio.run(
-            post_events(port, keys["write"], sample, items, 1000, 2, args.duration)
+        batched = run_async(
+            post_events(port, pgid, keys["write"], sample, items, 1000, 2, args.duration)
         )
         log("events: single posts ...", quiet)
-        single = asyncio.run(post_events(port, keys["write"], sample, items, 1, 16, args.duration))
+        single = run_async(
+            post_events(port, pgid, keys["write"], sample, items, 1, 16, args.duration)
+        )
         memory_loaded = server_memory(server.pid)
     finally:
         if server is not None:
@@ -460,7 +535,9 @@ def main() -> int:
     if not quiet:
         rows = [
             ("healthz throughput (req/s)", f"{health['requests_per_s']:,.0f}"),
+            ("  server / wrk CPU per request (us)", _cpu(health)),
             ("recommendations throughput (req/s)", f"{recs['requests_per_s']:,.0f}"),
+            ("  server / wrk CPU per request (us)", _cpu(recs)),
             ("  ratio to healthz", f"{result['recommendations_to_healthz_ratio']:.3f}"),
             ("  wrk p50 / p99 (ms)", f"{recs.get('p50_ms', 0):.1f} / {recs.get('p99_ms', 0):.1f}"),
             (f"P99 at {args.rate:.0f} req/s (ms)", f"{fixed['p99_ms']:.1f}"),
@@ -469,8 +546,11 @@ def main() -> int:
                 f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
             ),
             ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
+            ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
             ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
+            ("  server / generator CPU per post (us)", _cpu(batched, "generator", "post")),
             ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
+            ("  server / generator CPU per post (us)", _cpu(single, "generator", "post")),
             (
                 "server RSS / PSS after load (MiB)",
                 f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}",
@@ -487,6 +567,13 @@ def main() -> int:
         print()
     print(json.dumps(result))
     return 0
+
+
+def _cpu(phase: dict, other: str = "wrk", unit: str = "request") -> str:
+    return (
+        f"{phase.get(f'server_cpu_us_per_{unit}', 0):,} / "
+        f"{phase.get(f'{other}_cpu_us_per_{unit}', 0):,}"
+    )
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ class BPRRecommender(FactorRecommender):
         """
         known = known_rows(users, histories.shape[0], len(self.user_factors))
         if len(known) and known.all():
-            return np.array(self.user_factors[np.asarray(users, dtype=np.int64)], dtype=np.float32)
+            rows = np.asarray(users, dtype=np.int64)
+            return np.asarray(self.user_factors)[rows].astype(np.float32, copy=False)
         h = as_histories(histories, self.n_items)
         out = np.empty((h.shape[0], self.item_factors.shape[1]), dtype=np.float32)
         if known.any():

@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 import recstack
+from recstack.serving.auth import document_security, security_schemes_openapi
 from recstack.serving.errors import install_error_handlers
 from recstack.serving.middleware import RequestContextMiddleware
 from recstack.serving.routers import admin, events, health, items, recommend, search, similar, users
@@ -72,7 +73,9 @@ def create_app(
     app.state.recstack = state
     install_error_handlers(app)
     for module in (recommend, similar, search, events, items, users, admin, health):
+        document_security(module.router)
         app.include_router(module.router)
+    security_schemes_openapi(app)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_bytes=settings.max_request_bytes
     )

@@ -112,7 +112,15 @@ class InProcessCache:
             return previous, self._clock
 
     def invalidate_many(self, user_ids: list[str]) -> list[tuple[int, int]]:
-        return [self.invalidate(user_id) for user_id in user_ids]
+        """``invalidate`` for many users under one lock acquisition."""
+        hashes = [user_hash(user_id) for user_id in user_ids]
+        out = []
+        with self._lock:
+            for uh in hashes:
+                self._clock += 1
+                out.append((self._generations.get(uh, 0), self._clock))
+                self._generations[uh] = self._clock
+        return out
 
     def purge(self, user_id: str) -> None:
         """Forget the user entirely: generation and every cached response."""

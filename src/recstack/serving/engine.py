@@ -371,21 +371,29 @@ class Engine(DiscoveryMixin):
         event_types: list[str],
         values: list[float | None],
     ) -> set[str]:
-        """Add stored events to the users' live histories; returns the users touched."""
-        weights = self.event_weights(event_types, values)
-        positions = self._items.catalogue.positions_of(item_ids)
-        keep = (positions >= 0) & ~np.isnan(weights)
-        users = np.asarray(user_ids, dtype=object)[keep]
-        positions, weights = positions[keep], weights[keep]
-        if len(users) == 0:
-            return set()
-        unique, inverse = np.unique(users.astype(str), return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-        for u, user_id in enumerate(unique.tolist()):
-            rows = order[bounds[u] : bounds[u + 1]]
-            self.histories.add(user_id, positions[rows], weights[rows])
-        return set(unique.tolist())
+        """Add stored events to the users' live histories; returns the users touched.
+
+        Events are grouped per user with plain dicts (a batch is mostly one event per user),
+        then each user's row is updated once.
+        """
+        weights = self.event_weights(event_types, values).tolist()
+        position = self._items.catalogue.positions.get
+        groups: dict[str, tuple[list[int], list[float]]] = {}
+        for user_id, item_id, weight in zip(user_ids, item_ids, weights, strict=True):
+            pos = position(str(item_id), -1)
+            if pos < 0 or weight != weight:  # unknown item, or dropped by the weighting (NaN)
+                continue
+            group = groups.get(user_id)
+            if group is None:
+                groups[user_id] = ([pos], [weight])
+            else:
+                group[0].append(pos)
+                group[1].append(weight)
+        for user_id, (items, item_weights) in groups.items():
+            self.histories.add(
+                user_id, np.asarray(items, dtype=np.int32), np.asarray(item_weights, np.float32)
+            )
+        return set(groups)
 
     def set_history(self, user_id: str, events: pd.DataFrame) -> None:
         """Replace a user's history with ``events`` (item_id, event_type, value, timestamp)."""

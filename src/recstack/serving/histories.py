@@ -101,6 +101,9 @@ class UserHistories:
 
     def add(self, user_id: str, items: np.ndarray, weights: np.ndarray) -> None:
         """Add interactions to a user's history (repeated items sum their weights)."""
+        if len(items) == 1:
+            self._add_one(user_id, int(items[0]), float(weights[0]))
+            return
         new_items, new_weights = _summed(items, weights)
         with self._lock:
             old_items, old_weights = self.row(user_id)
@@ -122,6 +125,34 @@ class UserHistories:
             else:
                 merged_items = np.array(old_items)
             self._shift_popularity(new_items, before, before + new_weights)
+            self._live[user_id] = (merged_items, merged_weights)
+
+    def _add_one(self, user_id: str, item: int, weight: float) -> None:
+        """``add`` for one interaction, the usual live event: a binary search, two slices and
+        a join, and popularity moved by at most one user (no temporary arrays)."""
+        with self._lock:
+            old_items, old_weights = self.row(user_id)
+            p = int(np.searchsorted(old_items, item))
+            if p < len(old_items) and int(old_items[p]) == item:
+                before = float(old_weights[p])
+                merged_items = old_items.copy()
+                merged_weights = old_weights.astype(np.float32)  # a copy
+                merged_weights[p] += weight
+                after = float(merged_weights[p])
+            else:
+                before, after = 0.0, weight
+                merged_items = np.concatenate(
+                    [old_items[:p], np.array([item], dtype=np.int32), old_items[p:]]
+                )
+                merged_weights = np.concatenate(
+                    [old_weights[:p], np.array([weight], dtype=np.float32), old_weights[p:]]
+                )
+            if (before > 0) != (after > 0):
+                if item >= len(self._popularity):
+                    grown = np.zeros(item + 1)
+                    grown[: len(self._popularity)] = self._popularity
+                    self._popularity = grown
+                self._popularity[item] += 1 if after > 0 else -1
             self._live[user_id] = (merged_items, merged_weights)
 
     def replace(self, user_id: str, items: np.ndarray, weights: np.ndarray) -> None:

@@ -20,6 +20,7 @@ per worker (``pid`` label). Without the variable each app has its own registry.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -87,6 +88,9 @@ class Metrics:
         for outcome in ("succeeded", "failed"):
             self.reloads.labels(outcome)
         self._served: tuple[str, str, str] | None = None
+        # (method, route, status) -> its latency histogram and response counter children:
+        # resolving labels costs more per request than the observation itself
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def set_model(self, name: str, version: int | None, registered_name: str | None) -> None:
         """Mark the served model (and unmark the previous one)."""
@@ -97,8 +101,17 @@ class Metrics:
         self._served = labels
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.latency.labels(method, route).observe(seconds)
-        self.responses.labels(method, route, str(status)).inc()
+        """Record one response (label children are resolved once per method/route/status)."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.latency.labels(method, route),
+                self.responses.labels(method, route, str(status)),
+            )
+            self._children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every series (all workers in multiprocess mode)."""

@@ -20,8 +20,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-
 from recstack.errors import NotFoundError
 from recstack.serving.cache import variant_key
 from recstack.serving.engine import Engine
@@ -29,6 +27,7 @@ from recstack.serving.errors import ApiError, InvalidRequestError
 from recstack.serving.filters import canonical_filter
 from recstack.serving.schemas import MAX_BATCH_EVENTS, EventIn, ItemIn, RecommendationRequest
 from recstack.serving.state import AppState, EngineSlot
+from recstack.store.event_rows import EventRow, add_event_rows
 
 log = logging.getLogger("recstack.serving")
 
@@ -143,7 +142,11 @@ def ensure_items(state: AppState, engine: Engine, item_ids: Iterable[str]) -> li
 
 # ---- events -----------------------------------------------------------------------------------
 def post_events(state: AppState, events: list[EventIn]) -> dict[str, int]:
-    """Store events (durable before returning) and apply them to the live engine."""
+    """Store events (durable before returning) and apply them to the live engine.
+
+    Plain tuples all the way (``store.event_rows``): a single posted event costs a short
+    transaction and a few dictionary lookups, no pandas.
+    """
     if len(events) > MAX_BATCH_EVENTS:
         raise ApiError(
             413, f"a batch may hold at most {MAX_BATCH_EVENTS} events; got {len(events)}"
@@ -151,24 +154,25 @@ def post_events(state: AppState, events: list[EventIn]) -> dict[str, int]:
     if state.store is None:
         raise ApiError(503, "no store connected: events cannot be stored")
     slot = state.slot
-    frame = _event_frame(events)
-    missing = ensure_items(state, slot.engine, frame["item_id"].unique().tolist())
+    rows = _event_rows(events)
+    missing = ensure_items(state, slot.engine, list(dict.fromkeys(r.item_id for r in rows)))
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise InvalidRequestError(
             f"unknown item id(s) {shown}{more}: create items with PUT /v1/items/{{item_id}} first"
         )
-    inserted = state.store.add_events(frame)
+    inserted = add_event_rows(state.store.engine, rows)
     duplicates = len(events) - inserted
     state.metrics.events.labels("inserted").inc(inserted)
     state.metrics.events.labels("duplicate").inc(duplicates)
     if inserted:
-        _apply_events(state, slot, frame, all_new=inserted == len(frame))
+        _apply_events(state, slot, rows, all_new=inserted == len(rows))
     return {"accepted": len(events), "inserted": inserted, "duplicates": duplicates}
 
 
-def _event_frame(events: list[EventIn]) -> pd.DataFrame:
+def _event_rows(events: list[EventIn]) -> list[EventRow]:
+    """The request's events as store rows; an event_id repeated within the request is kept once."""
     now = int(time.time())
     seen: set[str] = set()
     rows = []
@@ -178,18 +182,17 @@ def _event_frame(events: list[EventIn]) -> pd.DataFrame:
             continue
         seen.add(event_id)
         rows.append(
-            (
+            EventRow(
                 event_id,
                 event.user_id,
                 event.item_id,
                 event.event_type,
-                float("nan") if event.value is None else float(event.value),
+                None if event.value is None else float(event.value),
                 now if event.timestamp is None else _epoch(event.timestamp),
                 event.context,
             )
         )
-    columns = ["event_id", "user_id", "item_id", "event_type", "value", "timestamp", "context"]
-    return pd.DataFrame(rows, columns=columns)
+    return rows
 
 
 def _epoch(moment: datetime) -> int:
@@ -198,19 +201,18 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _apply_events(state: AppState, slot: EngineSlot, frame: pd.DataFrame, all_new: bool) -> None:
+def _apply_events(state: AppState, slot: EngineSlot, rows: list[EventRow], all_new: bool) -> None:
     engine = slot.engine
     if all_new:
-        kept = frame
-        if engine.history_since is not None:
-            kept = frame[frame["timestamp"] >= engine.history_since]
+        since = engine.history_since
+        kept = rows if since is None else [r for r in rows if r.timestamp >= since]
         engine.apply_events(
-            kept["user_id"].tolist(),
-            kept["item_id"].tolist(),
-            kept["event_type"].tolist(),
-            [None if v != v else v for v in kept["value"].tolist()],
+            [r.user_id for r in kept],
+            [r.item_id for r in kept],
+            [r.event_type for r in kept],
+            [r.value for r in kept],
         )
-    users = frame["user_id"].unique().tolist()
+    users = list(dict.fromkeys(r.user_id for r in rows))
     try:
         generations = state.cache.invalidate_many(users)
     except Exception:  # noqa: BLE001 - keep the engine right even if the cache is down

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import QueryParams
 
-from recstack.serving.auth import ReadScope
+from recstack.serving.auth import SECURITY_REQUIREMENT, ReadScope, authorize
 from recstack.serving.errors import request_id_of
 from recstack.serving.filters import parse_filter
 from recstack.serving.schemas import (
     FILTER_DOC,
     MAX_K,
+    Identifier,
     PopularResponse,
     RecommendationQuery,
     RecommendationRequest,
@@ -34,6 +34,14 @@ FilterText = Annotated[
 ]
 ERRORS = error_responses(401, 403, 413, 422, 429, 503)
 QUERY_FIELDS = ("k", "exclude_seen", "filter", "explain")
+USER_ID = TypeAdapter(Identifier)
+USER_ID_PARAMETER = {
+    "name": "user_id",
+    "in": "path",
+    "required": True,
+    "schema": {**USER_ID.json_schema(), "description": "External user id.", "title": "User Id"},
+    "description": "External user id.",
+}
 
 
 @router.get(
@@ -41,19 +49,31 @@ QUERY_FIELDS = ("k", "exclude_seen", "filter", "explain")
     response_model=RecommendationResponse,
     responses=ERRORS,
     summary="Recommend items to a user",
-    openapi_extra={"parameters": query_parameters(RecommendationQuery)},
+    openapi_extra={
+        "parameters": [USER_ID_PARAMETER, *query_parameters(RecommendationQuery)],
+        "security": SECURITY_REQUIREMENT,
+    },
 )
-async def get_recommendations(
-    request: Request, user_id: UserId, _principal: object = ReadScope
-) -> dict:
+async def get_recommendations(request: Request) -> dict:
     """Top-k items for the user. Unknown users get popular items with `cold_start: true`."""
-    # The query parameters (documented from RecommendationQuery) are validated as one model:
-    # on this hot route FastAPI's per-parameter extraction cost more than the recommendation.
-    return await _serve(request, user_id, parse_query(request.query_params))
+    # The hottest route takes only the request: FastAPI's per-parameter extraction and
+    # sub-dependency solving cost more than the recommendation. The key check, the path
+    # parameter and the query (one RecommendationQuery model) are validated here with the
+    # same rules, order (key first) and 422 errors, and openapi_extra documents them.
+    authorize(request, "read")
+    user_id, options = recommendation_options(request)
+    return await _serve(request, user_id, options)
 
 
-def parse_query(params: QueryParams) -> RecommendationRequest:
-    """The GET form's options, validated like any FastAPI query parameter (422 on errors)."""
+def recommendation_options(request: Request) -> tuple[str, RecommendationRequest]:
+    """The GET form's user id and options, validated like FastAPI parameters (422 on errors)."""
+    errors: list[Any] = []
+    user_id = request.path_params["user_id"]
+    try:
+        USER_ID.validate_python(user_id)
+    except ValidationError as exc:
+        errors += [{**e, "loc": ("path", "user_id")} for e in exc.errors(include_url=False)]
+    params = request.query_params
     raw: dict[str, object] = {name: params[name] for name in QUERY_FIELDS if name in params}
     excluded = params.getlist("exclude")
     if excluded:
@@ -61,10 +81,10 @@ def parse_query(params: QueryParams) -> RecommendationRequest:
     try:
         query = RecommendationQuery.model_validate(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
-    return RecommendationRequest.model_construct(
+        errors += [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+    if errors:
+        raise RequestValidationError(errors)
+    return user_id, RecommendationRequest.model_construct(
         k=query.k,
         exclude_seen=query.exclude_seen,
         exclude=query.exclude,
