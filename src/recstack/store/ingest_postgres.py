@@ -242,10 +242,13 @@ def _copy_into_empty_table(
 
 
 def _rebuild(raw, rebuild: list[str], task: ProgressTask) -> None:  # noqa: ANN001
+    """Re-create what a large load dropped, then refresh the planner's statistics: after
+    millions of new rows the old ones would steer snapshot and history queries wrong."""
     if rebuild:
         task.update(description=f"{task.description}: indexing")
         for ddl in rebuild:
             raw.execute(ddl)
+        raw.execute("ANALYZE interactions")
 
 
 def _owns_interactions(raw) -> bool:  # noqa: ANN001 - psycopg connection
