@@ -78,6 +78,10 @@ def _popularity_space(trial: Any) -> dict[str, Any]:
     return {"half_life_days": trial.suggest_float("half_life_days", 1.0, 720.0, log=True)}
 
 
+def _content_space(trial: Any) -> dict[str, Any]:
+    return {"popularity_weight": trial.suggest_float("popularity_weight", 0.01, 4.0, log=True)}
+
+
 SEARCH_SPACES: dict[str, SearchSpace] = {
     "als": _als_space,
     "ease": _ease_space,
@@ -85,6 +89,7 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "bpr": _bpr_space,
     "two_tower": _two_tower_space,
     "popularity": _popularity_space,
+    "content": _content_space,
 }
 
 

@@ -62,6 +62,7 @@ def test_every_search_space_samples_real_model_params():
                 "epochs": 3,
                 "decay": True,
                 "half_life_days": 30.0,
+                "popularity_weight": 0.5,
             }
         )
         params = space(trial)
@@ -73,9 +74,10 @@ def test_popularity_space_can_switch_decay_off():
     assert params == {"half_life_days": None}
 
 
-def test_bad_tuning_requests(train):
+def test_bad_tuning_requests(train, monkeypatch):
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         tune(train, "nope", trials=1)
+    monkeypatch.delitem(SEARCH_SPACES, "content")  # a model without a search space
     with pytest.raises(ConfigError, match="no search space"):
         tune(train, "content", trials=1)
     with pytest.raises(ConfigError, match="unknown metric"):

@@ -99,11 +99,13 @@ def test_similar_text_means_similar_items(model: ContentRecommender) -> None:
 
 
 def test_user_vector_is_weighted_mean_of_history(model: ContentRecommender) -> None:
-    v = model.item_vectors()
+    v = model.similarity_vectors()
     h = sp.csr_matrix(np.array([[3.0, 1.0, 0, 0, 0, 0]], dtype=np.float32))
     expected = 3 * v[0] + v[1]
     expected /= np.linalg.norm(expected)
-    np.testing.assert_allclose(model.user_vectors(h, None)[0], expected, rtol=1e-5, atol=1e-6)
+    user = model.user_vectors(h, None)[0]
+    np.testing.assert_allclose(user[:384], expected, rtol=1e-5, atol=1e-6)
+    assert user[384] == pytest.approx(model.params["popularity_weight"])
     idx, _ = model.recommend(sp.csr_matrix((1, 6), dtype=np.float32), 1, users=np.array([0]))
     assert model.users.external(0) == "coder"
     assert model.items.external(idx[0, 0]) in {"py1", "py2"}  # fitted profile of a known user
@@ -115,7 +117,9 @@ def test_add_items_is_recommendable_and_similar_at_once(
     before = model.n_items
     new = model.add_items(["py3", "py1"], ["python programming for data science", CATALOGUE["py1"]])
     assert new.tolist() == [before, model.items.index("py1")]
-    assert model.n_items == before + 1 and model.item_vectors().shape == (before + 1, 384)
+    assert model.n_items == before + 1 and model.item_vectors().shape == (before + 1, 385)
+    assert model.similarity_vectors().shape == (before + 1, 384)
+    assert model.item_vectors()[new[0], 384] == 0.0  # no interactions yet: no prior
     coder = model.items.indices(["py1", "py2"])
     history = sp.csr_matrix((np.ones(2), ([0, 0], coder)), shape=(1, before))  # pre-growth width
     idx, _ = model.recommend(history, 1, users=np.array([-1]))
@@ -139,7 +143,7 @@ def test_encode_query_search_ranking(model: ContentRecommender) -> None:
     idx, scores = model.search("how to paint with watercolours", k=3)
     assert model.items.external(idx[0]) == "art1"
     assert model.items.externals(idx[:2]) == ["art1", "art2"]
-    np.testing.assert_allclose(scores, (model.item_vectors() @ query)[idx], rtol=1e-6)
+    np.testing.assert_allclose(scores, (model.similarity_vectors() @ query)[idx], rtol=1e-6)
     code = model.items.externals(model.search("learn to code in python", k=2)[0])
     assert set(code) == {"py1", "py2"}
 
@@ -160,7 +164,31 @@ def test_half_life_weights_recent_interactions() -> None:
     py = data.items.index("py1")
     vectors = plain.item_vectors()
     assert v_plain @ vectors[art] == pytest.approx(v_plain @ vectors[py], abs=1e-5)
-    np.testing.assert_allclose(v_decay, vectors[art], atol=1e-4)  # month-old click ~ 2^-30
+    np.testing.assert_allclose(v_decay[:384], vectors[art, :384], atol=1e-4)  # month-old ~ 2^-30
+
+
+def test_scores_add_the_popularity_prior(catalogue_data: Dataset) -> None:
+    """score = cos(profile, item) + w * log(1 + users) / log(1 + most users)."""
+    model = ContentRecommender(popularity_weight=0.3).fit(catalogue_data)
+    text_only = ContentRecommender(popularity_weight=0.0).fit(catalogue_data)
+    items = model.items
+    # every catalogue item but art2 and cook2 has one user: prior 1 (the top), unseen ones 0
+    prior = model.item_vectors()[:, 384]
+    assert prior.tolist() == [0.0 if i in ("art2", "cook2") else 1.0 for i in items.ids]
+    h = sp.csr_matrix((np.ones(1), ([0], [items.index("art1")])), shape=(1, len(items)))
+    cosine = text_only.score(h)[0]
+    np.testing.assert_allclose(model.score(h)[0], cosine + 0.3 * prior, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cosine, model.similarity_vectors() @ model.similarity_vectors()[items.index("art1")],
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+    # a stranger with no history is ranked by the prior alone: seen items first
+    empty = sp.csr_matrix((1, len(items)), dtype=np.float32)
+    idx, _ = model.recommend(empty, 4, users=np.array([-1]))
+    assert set(items.externals(idx[0])) == {"py1", "py2", "art1", "cook1"}
+    # similarity ignores the prior: art1's nearest item is art2 although art2 has no users
+    sim, _ = model.similar_items(np.array([items.index("art1")]), 1)
+    assert items.external(sim[0, 0]) == "art2"
 
 
 def test_fit_without_item_text_is_a_config_error() -> None:

@@ -332,8 +332,13 @@ class FactorRecommender(Recommender):
     def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         return self.user_vectors(histories, users) @ np.asarray(self.item_vectors()).T
 
+    def similarity_vectors(self) -> np.ndarray:
+        """Item vectors whose cosines say how alike two items are: ``item_vectors`` unless a
+        model's vectors carry a popularity column, which says nothing about likeness."""
+        return self.item_vectors()
+
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        v = np.asarray(self.item_vectors(), dtype=np.float32)
+        v = np.asarray(self.similarity_vectors(), dtype=np.float32)
         norms = np.linalg.norm(v, axis=1)
         norms[norms == 0] = 1.0
         return (v[items] / norms[items, None]) @ (v / norms[:, None]).T

@@ -164,13 +164,9 @@ class BPRRecommender(FactorRecommender):
             )
         return out
 
-    def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        """Cosine of the factor parts (the bias column says popularity, not likeness)."""
-        v = np.asarray(self.item_factors[:, :-1], dtype=np.float32)
-        norms = np.linalg.norm(v, axis=1)
-        norms[norms == 0] = 1.0
-        items = np.asarray(items, dtype=np.int64)
-        return (v[items] / norms[items, None]) @ (v / norms[:, None]).T
+    def similarity_vectors(self) -> np.ndarray:
+        """The factor parts (the bias column says popularity, not likeness)."""
+        return np.asarray(self.item_factors)[:, :-1]
 
     def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}

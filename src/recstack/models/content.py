@@ -3,6 +3,13 @@
 It needs no interactions to place an item, so it covers the cold start that collaborative
 models cannot: a catalogue item added a second ago (``add_items``) is recommendable and has
 neighbours at once, and free text can be searched semantically (``encode_query``).
+
+Text alone ranks poorly where what people choose depends on more than what an item says
+(on MovieLens, titles and genres rank below plain popularity), so scores add a popularity
+prior: ``cos(user, item) + popularity_weight * prior(item)``, where the prior is the item's
+log user count scaled to [0, 1]. It rides in one extra vector column (the user side holds the
+weight), so scores stay a dot product that the serving indexes search; search and similarity
+use the text columns only.
 """
 
 from __future__ import annotations
@@ -32,6 +39,20 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return m / norms
 
 
+def popularity_prior(dataset: Dataset) -> np.ndarray:
+    """Per item ``log(1 + users) / log(1 + most users)``: 0 for unseen items, 1 for the top one.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": ["a", "b", "c", "a"], "item_id": ["x", "x", "x", "y"],
+    ...                       "weight": 1.0, "timestamp": 0})
+    >>> popularity_prior(Dataset.from_frame(frame)).round(3).tolist()
+    [1.0, 0.5]
+    """
+    users = dataset.item_popularity.astype(np.float64)
+    top = np.log1p(users.max()) if len(users) else 0.0
+    return (np.log1p(users) / top if top > 0 else users).astype(np.float32)
+
+
 class ContentRecommender(FactorRecommender):
     """Text-embedding recommender (all-MiniLM-L6-v2 over title, text and category words).
 
@@ -44,14 +65,21 @@ class ContentRecommender(FactorRecommender):
         batch_size: texts encoded per forward pass.
         half_life_days: age at which an interaction counts half in the fitted user profiles
             (None: no decay).
+        popularity_weight: weight of the popularity prior against the text cosine (0: text
+            only). A user with no history is then ranked by popularity alone.
     """
 
     name: ClassVar[str] = "content"
-    defaults: ClassVar[dict[str, Any]] = {"batch_size": 256, "half_life_days": None}
+    defaults: ClassVar[dict[str, Any]] = {
+        "batch_size": 256,
+        "half_life_days": None,
+        "popularity_weight": 0.25,
+    }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._item_vectors = np.zeros((0, TEXT_DIM), dtype=np.float32)
+        # text embedding (TEXT_DIM columns) then the popularity prior (one column)
+        self._item_vectors = np.zeros((0, TEXT_DIM + 1), dtype=np.float32)
         self._user_profiles = np.zeros((0, TEXT_DIM), dtype=np.float32)
 
     # ---- training ------------------------------------------------------------------------------
@@ -62,9 +90,8 @@ class ContentRecommender(FactorRecommender):
                 "the content model needs item text: give items a title, text or categorical "
                 "attributes (item metadata) before fitting it"
             )
-        self._item_vectors = encode_texts(
-            texts, batch_size=int(self.params["batch_size"]), progress=progress
-        )
+        text = encode_texts(texts, batch_size=int(self.params["batch_size"]), progress=progress)
+        self._item_vectors = np.hstack([text, popularity_prior(dataset)[:, None]])
         weight = dataset.weight.astype(np.float64)
         half_life = self.params["half_life_days"]
         if half_life and dataset.n_interactions:
@@ -76,28 +103,33 @@ class ContentRecommender(FactorRecommender):
             (weight, (dataset.user_idx, dataset.item_idx)),
             shape=(dataset.n_users, dataset.n_items),
         )
-        self._user_profiles = normalise_rows(profile_weights @ self._item_vectors)
+        self._user_profiles = normalise_rows(profile_weights @ text)
 
     # ---- vectors -------------------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
-        """``(n_items, 384)`` unit-length item embeddings."""
+        """``(n_items, 385)`` scoring vectors: the unit text embedding, then the prior."""
         return self._item_vectors
 
+    def similarity_vectors(self) -> np.ndarray:
+        """``(n_items, 384)`` unit-length text embeddings (a view: no copy of mapped arrays)."""
+        return self._item_vectors[:, :TEXT_DIM]
+
     def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """Normalised weighted mean of each history's item vectors.
+        """Normalised weighted mean of each history's text vectors, then the prior's weight.
 
         A known user (``users[r] >= 0``) whose history row is empty gets the profile fitted on
-        their training interactions; an unknown user with no history gets a zero vector.
+        their training interactions; an unknown user with no history gets a zero text part.
         """
         h = as_histories(histories, self.n_items)
-        vectors = normalise_rows(h @ self._item_vectors)
+        text = normalise_rows(h @ self.similarity_vectors())
         if users is not None:
             users = np.asarray(users, dtype=np.int64)
             empty = np.diff(h.indptr) == 0
             known = (users >= 0) & (users < len(self._user_profiles))
             fallback = np.flatnonzero(empty & known)
-            vectors[fallback] = self._user_profiles[users[fallback]]
-        return vectors
+            text[fallback] = self._user_profiles[users[fallback]]
+        prior = np.full((len(text), 1), float(self.params["popularity_weight"]), np.float32)
+        return np.hstack([text, prior])
 
     # ---- catalogue growth and search -----------------------------------------------------------
     def add_items(self, ids: list[str], texts: list[str]) -> np.ndarray:
@@ -112,21 +144,21 @@ class ContentRecommender(FactorRecommender):
             return np.zeros(0, dtype=np.int64)
         new_vectors = encode_texts(list(texts), batch_size=int(self.params["batch_size"]))
         self.items = self.items.extend(ids)
-        grown = np.zeros((len(self.items), TEXT_DIM), dtype=np.float32)
+        grown = np.zeros((len(self.items), TEXT_DIM + 1), dtype=np.float32)
         grown[: len(self._item_vectors)] = self._item_vectors
         indices = self.items.indices(ids)
-        grown[indices] = new_vectors  # a repeated id keeps its last text
+        grown[indices, :TEXT_DIM] = new_vectors  # a repeated id keeps its last text; new: prior 0
         self._item_vectors = grown
         self.meta.n_items = len(self.items)
         return indices
 
     def encode_query(self, text: str) -> np.ndarray:
-        """Unit-length ``(384,)`` embedding of a search query; ``item_vectors() @ q`` ranks items."""
+        """Unit-length ``(384,)`` query embedding; ``similarity_vectors() @ q`` ranks items."""
         return encode_texts([text], batch_size=1)[0]
 
     def search(self, text: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Indices and cosine scores of the ``k`` items closest to ``text``, best first."""
-        scores = self._item_vectors @ self.encode_query(text)
+        scores = self.similarity_vectors() @ self.encode_query(text)
         k = max(0, min(k, len(scores)))
         order = np.argsort(-scores, kind="stable")[:k]
         return order.astype(np.int64), scores[order].astype(np.float32)
@@ -136,5 +168,8 @@ class ContentRecommender(FactorRecommender):
         return {"item_vectors": self._item_vectors, "user_profiles": self._user_profiles}
 
     def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
-        self._item_vectors = np.asarray(state["item_vectors"])
+        vectors = np.asarray(state["item_vectors"])
+        if vectors.shape[1] == TEXT_DIM:  # saved before the prior existed: no prior
+            vectors = np.hstack([vectors, np.zeros((len(vectors), 1), dtype=vectors.dtype)])
+        self._item_vectors = vectors
         self._user_profiles = np.asarray(state["user_profiles"])

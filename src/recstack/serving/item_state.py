@@ -161,21 +161,17 @@ def build_item_state(
     n_model = len(model.items) if model is not None else 0
     model_search = similar_search = None
     if isinstance(model, FactorRecommender):
-        vectors = model.item_vectors()
-        model_search = ItemVectorSearch.build(vectors, ann)
-        if model is content:
-            similar_search = model_search
-        else:
-            similar_search = LazyCosineSearch(vectors, ann)
+        model_search = ItemVectorSearch.build(model.item_vectors(), ann)
+        if model is not content:
+            similar_search = LazyCosineSearch(model.similarity_vectors(), ann)
     content_search = None
     to_content = np.full(catalogue.n_items, -1, dtype=np.int64)
     from_content = np.zeros(0, dtype=np.int64)
     if content is not None:
-        content_search = (
-            model_search
-            if content is model
-            else ItemVectorSearch.build(content.item_vectors(), ann)
-        )
+        # unit-length text vectors: inner product is cosine, for search and similar items
+        content_search = ItemVectorSearch.build(content.similarity_vectors(), ann)
+        if content is model:
+            similar_search = content_search
         to_content = content.items.indices(catalogue.ids.ids)
         from_content = catalogue.ids.indices(content.items.ids)
     model_users = positions_of(model.users) if model is not None else {}
@@ -198,14 +194,7 @@ def with_content_item(st: ItemState, item_id: str, position: int, text: str) -> 
     assert st.content is not None and st.content_search is not None
     content = content_with(st.content, [item_id], [text])
     content_pos = int(content.items.index(item_id))
-    vector = np.asarray(content.item_vectors()[content_pos], dtype=np.float32)
-    search = st.content_search
-    if content_pos >= search.n_items:
-        search = search.with_added(vector[None, :])
-    elif not search.approximate:
-        search = ItemVectorSearch(content.item_vectors(), None, search.tail[:0])
-    else:
-        search = search.with_replaced(content_pos, vector)
+    search = _with_vector(st.content_search, content.similarity_vectors(), content_pos)
     n = st.catalogue.n_items
     to_content = np.concatenate(
         [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
@@ -222,7 +211,22 @@ def with_content_item(st: ItemState, item_id: str, position: int, text: str) -> 
         "from_content": from_content,
     }
     if st.model is st.content:
+        assert st.model_search is not None
+        model_search = _with_vector(st.model_search, content.item_vectors(), content_pos)
         changes.update(
-            model=content, n_model=len(content.items), model_search=search, similar_search=search
+            model=content,
+            n_model=len(content.items),
+            model_search=model_search,
+            similar_search=search,
         )
     return replace(st, **changes)
+
+
+def _with_vector(search: ItemVectorSearch, vectors: np.ndarray, position: int) -> ItemVectorSearch:
+    """``search`` covering row ``position`` of ``vectors`` (a new row or a changed one)."""
+    vector = np.asarray(vectors[position], dtype=np.float32)
+    if position >= search.n_items:
+        return search.with_added(vector[None, :])
+    if not search.approximate:
+        return ItemVectorSearch(vectors, None, search.tail[:0])
+    return search.with_replaced(position, vector)
