@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from recstack.models.catalog import create_model
+from recstack.serving.routers.recommend import _plain_query, _validated_query, rendered
+from recstack.serving.schemas import RecommendationResponse
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,25 @@ def test_get_and_post_forms_agree(served):
     ).json()
     assert [i["item_id"] for i in get["items"]] == [i["item_id"] for i in post["items"]]
     assert not {"i1", "i5"} & {i["item_id"] for i in get["items"]}
+    # the GET form's directly dumped body is what the model's serialisation gives (POST)
+    assert {**get, "request_id": None} == {**post, "request_id": None}
+    assert list(get["items"][0]) == list(post["items"][0])
+
+
+def test_rendered_bodies_fall_back_to_the_model_for_unusual_values():
+    body = {
+        "user_id": "u",
+        "items": [{"item_id": "a", "score": np.float32(0.5), "title": None, "explanation": None}],
+        "model": {"name": "als", "version": 1, "registered_name": "r"},
+        "request_id": "x",
+        "cold_start": False,
+    }
+    assert json.loads(rendered(body).body)["items"][0]["score"] == 0.5  # numpy scalar
+    body["items"][0]["score"] = float("nan")
+    assert json.loads(rendered(body).body)["items"][0]["score"] is None  # NaN: null, not NaN
+    body["items"][0]["score"] = 0.25
+    direct = rendered(body).body
+    assert direct == RecommendationResponse.model_validate(body).model_dump_json().encode()
 
 
 def test_inactive_items_are_only_returned_when_asked(served):
@@ -144,3 +165,27 @@ def test_similar_items_follow_the_planted_topics(served):
     assert body["source"] == "model" and len(items) == 10 and "i6" not in items
     assert sum(topic(i) == topic("i6") for i in items) >= 7
     assert np.all(np.diff([i["score"] for i in body["items"]]) <= 1e-6)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"k": "5", "exclude_seen": "false"},
+        {"k": "1000", "explain": "1", "filter": '{"a": 1}'},
+        {"exclude_seen": "0", "explain": "true"},
+    ],
+)
+def test_plain_queries_read_directly_mean_what_validation_says(raw):
+    plain = _plain_query(raw)
+    assert plain is not None
+    assert plain.model_dump() == _validated_query("u", raw).model_dump()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"k": "05"}, {"k": "+5"}, {"k": "0"}, {"k": "1001"}, {"k": "²"}, {"exclude_seen": "yes"},
+     {"explain": "TRUE"}, {"exclude": ["a"]}, {"filter": "x" * 10_001}],
+)  # fmt: skip
+def test_other_queries_take_the_validating_path(raw):
+    assert _plain_query(raw) is None

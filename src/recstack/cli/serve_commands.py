@@ -86,6 +86,8 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
+            # uvicorn logs each request at INFO: above that level the line is built for nothing
+            access_log=log_level.lower() in ("trace", "debug", "info"),
         )
     finally:
         if multiproc_dir is not None:

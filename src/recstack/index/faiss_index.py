@@ -100,7 +100,7 @@ class FaissHNSWIndex:
             return empty_result(len(q), 0)
         if n == 0 or len(q) == 0:
             return empty_result(len(q), k)
-        eligible = n if allowed is None else int(allowed.sum())
+        eligible = n if allowed is None else int(np.count_nonzero(allowed))
         if eligible == 0:
             return empty_result(len(q), k)
         if allowed is not None and (
@@ -109,7 +109,7 @@ class FaissHNSWIndex:
             ids = np.flatnonzero(allowed)
             return exact_search(self.vectors(ids), q, k, ids=ids)
         idx, val = self._graph_search(q, k, allowed)
-        short = (idx >= 0).sum(axis=1) < min(k, eligible)
+        short = np.count_nonzero(idx >= 0, axis=1) < min(k, eligible)
         if short.any():
             ids = np.flatnonzero(allowed) if allowed is not None else np.arange(n)
             idx[short], val[short] = exact_search(self.vectors(ids), q[short], k, ids=ids)

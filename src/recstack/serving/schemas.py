@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+MAX_ID_LENGTH = 255
+MAX_FILTER_LENGTH = 10_000
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Scalar = Annotated[str, StringConstraints(max_length=1000)] | bool | int | FiniteFloat
 AttributeValue = Scalar | list[Scalar] | None
@@ -69,7 +71,7 @@ class RecommendationQuery(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
     exclude_seen: bool = Field(True, description="Leave out items already seen.")
     filter: str | None = Field(
-        None, max_length=10_000, description=f"URL-encoded JSON. {FILTER_DOC}"
+        None, max_length=MAX_FILTER_LENGTH, description=f"URL-encoded JSON. {FILTER_DOC}"
     )
     exclude: list[Identifier] = Field(
         [], max_length=1000, description="Item ids never to return (repeatable)."

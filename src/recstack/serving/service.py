@@ -85,10 +85,12 @@ def recommendations(
 
 
 def _item_body(item: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"item_id": item.item_id, "score": item.score, "title": item.title}
-    if item.explanation is not None:
-        body["explanation"] = item.explanation
-    return body
+    return {
+        "item_id": item.item_id,
+        "score": item.score,
+        "title": item.title,
+        "explanation": item.explanation,
+    }
 
 
 def _lookup(

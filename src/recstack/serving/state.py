@@ -10,6 +10,7 @@ caught by user generations (they move past the clock the new engine was built at
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -159,6 +160,7 @@ class AppState:
                     change(engine)
                 self._pending = None
                 self.install(engine, report.notes, clock)
+            settle_heap()
             self.startup_error = None
             self.metrics.reloads.labels("succeeded").inc()
             return previous, self.slot
@@ -207,3 +209,16 @@ class AppState:
         from recstack.serving import service
 
         service.apply_broadcast(self, message)
+
+
+def settle_heap() -> None:
+    """Collect what the previous engine left, then exempt everything alive from collection.
+
+    A loaded engine holds hundreds of thousands of tracked objects (per-user histories, id
+    maps) that live until the next reload. Left to the collector, every full collection walks
+    them all: on a 62K-item, 162K-user engine a pause of about 0.23 s in the middle of
+    serving, which sets the tail latency. Frozen (``gc.freeze``), they are never walked.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +15,8 @@ from recstack.serving.errors import request_id_of
 from recstack.serving.filters import parse_filter
 from recstack.serving.schemas import (
     FILTER_DOC,
+    MAX_FILTER_LENGTH,
+    MAX_ID_LENGTH,
     MAX_K,
     Identifier,
     PopularResponse,
@@ -62,28 +65,44 @@ async def get_recommendations(request: Request) -> dict:
     # same rules, order (key first) and 422 errors, and openapi_extra documents them.
     authorize(request, "read")
     user_id, options = recommendation_options(request)
-    return await _serve(request, user_id, options)
+    return rendered(await _serve(request, user_id, options))
+
+
+def rendered(body: dict[str, Any]) -> Response:
+    """``body`` as ``RecommendationResponse`` JSON.
+
+    Without explanations the service builds the body from plain strings, floats and bools in
+    the model's field order, so it is dumped directly: FastAPI validating it against the model
+    again cost more than the ANN search. Explanations, or a value orjson does not take as
+    plain JSON (a numpy scalar), go through the model's own validation and serialisation;
+    both write NaN as null.
+    """
+    content = None
+    if all(item["explanation"] is None for item in body["items"]):
+        try:
+            content = orjson.dumps(body)
+        except TypeError:
+            content = None
+    if content is None:
+        content = RecommendationResponse.model_validate(body).model_dump_json().encode()
+    return Response(content, media_type="application/json")
 
 
 def recommendation_options(request: Request) -> tuple[str, RecommendationRequest]:
-    """The GET form's user id and options, validated like FastAPI parameters (422 on errors)."""
-    errors: list[Any] = []
+    """The GET form's user id and options, validated like FastAPI parameters (422 on errors).
+
+    The usual query (``k``, ``exclude_seen``, ``filter`` in their plain forms) is read
+    directly; anything else goes through ``RecommendationQuery``'s validation.
+    """
     user_id = request.path_params["user_id"]
-    try:
-        USER_ID.validate_python(user_id)
-    except ValidationError as exc:
-        errors += [{**e, "loc": ("path", "user_id")} for e in exc.errors(include_url=False)]
     params = request.query_params
-    raw: dict[str, object] = {name: params[name] for name in QUERY_FIELDS if name in params}
+    raw: dict[str, Any] = {name: params[name] for name in QUERY_FIELDS if name in params}
     excluded = params.getlist("exclude")
     if excluded:
         raw["exclude"] = excluded
-    try:
-        query = RecommendationQuery.model_validate(raw)
-    except ValidationError as exc:
-        errors += [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
-    if errors:
-        raise RequestValidationError(errors)
+    query = _plain_query(raw) if 0 < len(user_id) <= MAX_ID_LENGTH else None
+    if query is None:
+        query = _validated_query(user_id, raw)
     return user_id, RecommendationRequest.model_construct(
         k=query.k,
         exclude_seen=query.exclude_seen,
@@ -91,6 +110,46 @@ def recommendation_options(request: Request) -> tuple[str, RecommendationRequest
         filter=parse_filter(query.filter),
         explain=query.explain,
     )
+
+
+_PLAIN_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _plain_query(raw: dict[str, Any]) -> RecommendationQuery | None:
+    """``raw`` as a query when every value has a form whose meaning is beyond doubt (digits
+    without a leading zero, true/false/1/0, a filter within its length), else None."""
+    if "exclude" in raw:
+        return None
+    k_text = raw.get("k", "10")
+    if not (k_text.isascii() and k_text.isdigit() and k_text[0] != "0"):
+        return None
+    k = int(k_text)
+    exclude_seen = _PLAIN_BOOLS.get(raw.get("exclude_seen", "true"))
+    explain = _PLAIN_BOOLS.get(raw.get("explain", "false"))
+    text = raw.get("filter")
+    if k > MAX_K or exclude_seen is None or explain is None:
+        return None
+    if text is not None and len(text) > MAX_FILTER_LENGTH:
+        return None
+    return RecommendationQuery.model_construct(
+        k=k, exclude_seen=exclude_seen, filter=text, exclude=[], explain=explain
+    )
+
+
+def _validated_query(user_id: str, raw: dict[str, Any]) -> RecommendationQuery:
+    errors: list[Any] = []
+    try:
+        USER_ID.validate_python(user_id)
+    except ValidationError as exc:
+        errors += [{**e, "loc": ("path", "user_id")} for e in exc.errors(include_url=False)]
+    query = None
+    try:
+        query = RecommendationQuery.model_validate(raw)
+    except ValidationError as exc:
+        errors += [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+    if errors or query is None:
+        raise RequestValidationError(errors)
+    return query
 
 
 @router.post(
