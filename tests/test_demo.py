@@ -14,5 +14,8 @@ def test_demo_end_to_end_without_serving(tmp_path) -> None:
     assert "http://127.0.0.1:8123/v1/users/" in out["curl"] and out["key"] in out["curl"]
     names = [m.name for m in out["evaluation"].models]
     assert names == ["popularity", "itemknn", "ease", "als"]
-    champion = ModelRegistry(settings).resolve(settings.model_name, "champion")
+    registry = ModelRegistry(settings)
+    champion = registry.resolve(settings.model_name, "champion")
     assert champion.version == out["version"].version
+    if out["search"] is not None:  # with the text extra: a content model for search beside it
+        assert registry.resolve(settings.model_name + "-content", "champion").version == 1

@@ -2,8 +2,9 @@
 
 Generates a synthetic e-learning catalogue, ingests it into the SQLite store under
 ``RECSTACK_HOME`` (default ``./.recstack``), compares models offline, trains and registers ALS as
-champion in the local MLflow registry, creates an API key and serves the API, printing a curl
-line that works. Re-running is cheap: ingest is idempotent.
+champion in the local MLflow registry (with a content model beside it for semantic search and
+new items, when the ``text`` extra is installed), creates an API key and serves the API,
+printing curl lines that work. Re-running is cheap: ingest is idempotent.
 
 Environment knobs: ``RECSTACK_DEMO_USERS/ITEMS/EVENTS`` for the data size,
 ``RECSTACK_DEMO_SERVE=0`` to stop before serving, ``RECSTACK_DEMO_PORT`` for the port.
@@ -11,6 +12,7 @@ Environment knobs: ``RECSTACK_DEMO_USERS/ITEMS/EVENTS`` for the data size,
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from rich.console import Console
@@ -27,6 +29,7 @@ def run_demo(
     from recstack.data.synthetic import generate_synthetic
     from recstack.evaluation.protocol import evaluate_models
     from recstack.pipeline import train_and_register
+    from recstack.serving.loader import CONTENT_SUFFIX
     from recstack.store import Store
 
     settings.ensure_home()
@@ -50,6 +53,19 @@ def run_demo(
     console.rule("[bold]3. Train and register the champion")
     version = train_and_register(settings, "als", evaluate=False, promote="champion", progress=True)
     console.print(f"registered {version.name} v{version.version} as champion")
+    search = None
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        content = train_and_register(
+            settings,
+            "content",
+            evaluate=False,
+            promote="champion",
+            progress=True,
+            name=settings.model_name + CONTENT_SUFFIX,
+            dataset=dataset,
+        )
+        console.print(f"registered {content.name} v{content.version} (semantic search)")
+        search = f"http://127.0.0.1:{port}/v1/search?q=learn%20databases&k=5"
 
     key, _ = store.create_api_key("admin", name="demo")
     curl = (
@@ -59,6 +75,12 @@ def run_demo(
     console.rule("[bold]4. Serve")
     console.print(f"API key (admin): [bold]{key}[/bold]", soft_wrap=True)
     console.print(f"Try:  {curl}", soft_wrap=True, highlight=False)
+    if search is not None:
+        console.print(
+            f"      curl -H 'Authorization: Bearer {key}' '{search}'",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(f"Docs: http://127.0.0.1:{port}/docs")
     if serve:
         import uvicorn
@@ -66,7 +88,13 @@ def run_demo(
         from recstack.serving.app import create_app
 
         uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="info")
-    return {"key": key, "curl": curl, "version": version, "evaluation": evaluation}
+    return {
+        "key": key,
+        "curl": curl,
+        "version": version,
+        "evaluation": evaluation,
+        "search": search,
+    }
 
 
 def main() -> None:
