@@ -62,9 +62,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_workers_that_share_metrics(home):
+def test_serve_runs_workers_that_share_metrics_and_user_changes(home):
     with Store.from_settings(Settings(home=home)) as store:
         key = store.create_api_key("read", "cli-test")[0]
+        write_key = store.create_api_key("write", "cli-test")[0]
     port = free_port()
     script = Path(sys.executable).with_name("recstack")
     env = {**os.environ, "RECSTACK_HOME": str(home), "RECSTACK_LOG_LEVEL": "WARNING"}
@@ -106,6 +107,16 @@ def test_serve_runs_workers_that_share_metrics(home):
         assert total == n  # summed over both workers' samples
         assert len(workers) == 2  # one live model series per worker process
         assert httpx.get(f"{base}/v1/popular").status_code == 401
+
+        # without Redis, an event posted to one worker reaches the other (a shared file)
+        url = f"{base}/v1/users/u5/recommendations?k=3"
+        top = httpx.get(url, headers=headers).json()["items"][0]["item_id"]
+        event = {"user_id": "u5", "item_id": top}
+        writer = {"Authorization": f"Bearer {write_key}", "Connection": "close"}
+        assert httpx.post(f"{base}/v1/events", json=event, headers=writer).status_code == 200
+        for _ in range(10):  # new connections: both workers answer some of these
+            items = httpx.get(url, headers=headers).json()["items"]
+            assert top not in [item["item_id"] for item in items]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

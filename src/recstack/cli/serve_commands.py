@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,20 +64,25 @@ def serve(
     """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
     import uvicorn
 
+    from recstack.serving.generations import SharedGenerations
+
     settings = get_settings()
     _store().close()  # create/migrate once before the workers start, fail fast if unreachable
     for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
         os.environ.setdefault(name, "1")
     multiproc_dir = None
     if workers > 1:
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            multiproc_dir = tempfile.mkdtemp(prefix="recstack-metrics-")
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+        multiproc_dir = tempfile.mkdtemp(prefix="recstack-workers-")
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", multiproc_dir)
         if not settings.redis_url:
+            # events and purges posted to one worker reach the others through this file
+            path = SharedGenerations.create(Path(multiproc_dir) / "generations.bin")
+            os.environ["RECSTACK_WORKER_GENERATIONS_PATH"] = str(path)
             Console(stderr=True).print(
-                "[yellow]warning:[/yellow] several workers without RECSTACK_REDIS_URL: each "
-                "worker has its own cache, rate limits and engine; purges and reloads reach "
-                "only the worker that receives them."
+                "[yellow]note:[/yellow] several workers without RECSTACK_REDIS_URL: user "
+                "changes reach every worker (through a shared file), but each worker has its "
+                "own response cache and rate limits, and a reload reaches only the worker that "
+                "receives it."
             )
     try:
         uvicorn.run(

@@ -23,7 +23,10 @@ import hashlib
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
+
+from recstack.serving.generations import LocalGenerations, SharedGenerations
 
 GENERATION_SCRIPT = """
 local clock = redis.call('INCR', KEYS[1])
@@ -67,23 +70,31 @@ class ResponseCache(Protocol):
 
 
 class InProcessCache:
-    """The cache for one process: dicts under a lock, entries expire after ``ttl`` seconds."""
+    """The cache for one process: dicts under a lock, entries expire after ``ttl`` seconds.
 
-    def __init__(self, ttl: int = 60, max_entries: int = 100_000) -> None:
+    Generations are this process's (``LocalGenerations``) or, for the workers of one host
+    without Redis, a ``SharedGenerations`` file, so that changes reach every worker.
+    """
+
+    def __init__(
+        self,
+        ttl: int = 60,
+        max_entries: int = 100_000,
+        generations: LocalGenerations | SharedGenerations | None = None,
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._clock = 0
-        self._generations: dict[str, int] = {}
+        self._generations = generations if generations is not None else LocalGenerations()
         self._entries: dict[tuple[str, int, str], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def clock(self) -> int:
-        return self._clock
+        return self._generations.clock()
 
     def lookup(self, user_id: str, variant: str | None) -> tuple[int, dict[str, Any] | None]:
         """``(generation, cached body or None)``; ``variant=None`` only reads the generation."""
         uh = user_hash(user_id)
-        generation = self._generations.get(uh, 0)
+        generation = self._generations.get(uh)
         if variant is None or self.ttl <= 0:
             return generation, None
         hit = self._entries.get((uh, generation, variant))
@@ -104,35 +115,25 @@ class InProcessCache:
 
     def invalidate(self, user_id: str) -> tuple[int, int]:
         """Move the user to a new generation; returns ``(previous, new)``."""
-        uh = user_hash(user_id)
-        with self._lock:
-            self._clock += 1
-            previous = self._generations.get(uh, 0)
-            self._generations[uh] = self._clock
-            return previous, self._clock
+        return self.invalidate_many([user_id])[0]
 
     def invalidate_many(self, user_ids: list[str]) -> list[tuple[int, int]]:
         """``invalidate`` for many users under one lock acquisition."""
         hashes = [user_hash(user_id) for user_id in user_ids]
-        out = []
         with self._lock:
-            for uh in hashes:
-                self._clock += 1
-                out.append((self._generations.get(uh, 0), self._clock))
-                self._generations[uh] = self._clock
-        return out
+            return self._generations.bump(hashes)
 
     def purge(self, user_id: str) -> None:
         """Forget the user entirely: generation and every cached response."""
         uh = user_hash(user_id)
         with self._lock:
-            self._generations.pop(uh, None)
+            self._generations.drop(uh)
             self._entries = {k: v for k, v in self._entries.items() if k[0] != uh}
 
     def keys_for(self, user_id: str) -> list[tuple[str, int, str]]:
         uh = user_hash(user_id)
         return [k for k in self._entries if k[0] == uh] + (
-            [(uh, self._generations[uh], "")] if uh in self._generations else []
+            [(uh, self._generations.get(uh), "")] if self._generations.holds(uh) else []
         )
 
     def _evict(self) -> None:
@@ -205,8 +206,15 @@ class RedisCache:
         self.client.close()
 
 
-def make_cache(redis_url: str | None, ttl: int, key_prefix: str = "recstack:") -> ResponseCache:
-    """Redis-backed when ``redis_url`` is set, else in-process."""
+def make_cache(
+    redis_url: str | None,
+    ttl: int,
+    key_prefix: str = "recstack:",
+    generations_path: Path | None = None,
+) -> ResponseCache:
+    """Redis-backed when ``redis_url`` is set, else in-process (with generations shared
+    through ``generations_path`` when the host's workers were given one)."""
     if redis_url:
         return RedisCache(redis_url, ttl, key_prefix)
-    return InProcessCache(ttl)
+    shared = SharedGenerations(generations_path) if generations_path is not None else None
+    return InProcessCache(ttl, generations=shared)

@@ -69,7 +69,10 @@ class AppState:
         self.key_prefix = key_prefix
         self.metrics = Metrics()
         self.cache: ResponseCache = make_cache(
-            settings.redis_url, settings.cache_ttl_seconds, key_prefix
+            settings.redis_url,
+            settings.cache_ttl_seconds,
+            key_prefix,
+            settings.worker_generations_path,
         )
         self.limiter: RateLimiter = make_rate_limiter(
             settings.redis_url, settings.rate_limit_per_minute, key_prefix

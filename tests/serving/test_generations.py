@@ -1,0 +1,89 @@
+"""Per-user generations shared by one host's workers through a file (no Redis)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recstack.serving.app import create_app
+from recstack.serving.cache import InProcessCache, user_hash
+from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.generations import SLOTS, LocalGenerations, SharedGenerations
+from recstack.serving.loader import event_weighting
+
+
+def test_local_generations_count_and_forget() -> None:
+    g = LocalGenerations()
+    assert g.bump(["a", "b", "a"]) == [(0, 1), (0, 2), (1, 3)]
+    assert (g.clock(), g.get("a"), g.get("b"), g.get("c")) == (3, 3, 2, 0)
+    g.drop("a")
+    assert g.get("a") == 0 and not g.holds("a") and g.holds("b")
+
+
+def _bump_in_child(path: str, user_hash_: str) -> None:
+    SharedGenerations(path).bump([user_hash_])
+
+
+def test_shared_generations_are_seen_by_another_process(tmp_path) -> None:
+    path = SharedGenerations.create(tmp_path / "g.bin")
+    assert path.stat().st_size == (SLOTS + 1) * 8
+    mine = SharedGenerations(path)
+    uh = user_hash("u1")
+    assert (mine.clock(), mine.get(uh)) == (0, 0)
+    child = multiprocessing.get_context("spawn").Process(target=_bump_in_child, args=(path, uh))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert (mine.clock(), mine.get(uh)) == (1, 1)  # the other process's change, seen here
+    assert mine.bump([uh, user_hash("u2")]) == [(1, 2), (0, 3)]
+    assert SharedGenerations(path).get(user_hash("u2")) == 3
+    mine.drop(uh)  # a purge is a change the other workers must see
+    assert mine.get(uh) == 4 and not mine.holds(uh)
+    with pytest.raises(FileNotFoundError, match="not a generations file"):
+        SharedGenerations(tmp_path / "missing.bin")
+
+
+def test_two_caches_on_one_file_share_changes_but_not_entries(tmp_path) -> None:
+    path = SharedGenerations.create(tmp_path / "g.bin")
+    a = InProcessCache(60, generations=SharedGenerations(path))
+    b = InProcessCache(60, generations=SharedGenerations(path))
+    generation, _ = b.lookup("u1", "v")
+    b.store("u1", generation, "v", {"items": []})
+    assert b.lookup("u1", "v")[1] == {"items": []}
+    previous, new = a.invalidate("u1")
+    assert (previous, new) == (0, 1)
+    assert b.lookup("u1", "v") == (1, None)  # B's entry is stale after A's change
+    assert b.clock() == 1
+
+
+def test_an_event_posted_to_one_worker_reaches_the_other_without_redis(
+    serve, als_model, tmp_path
+) -> None:
+    path = SharedGenerations.create(tmp_path / "generations.bin")
+    with serve(als_model, worker_generations_path=path) as a:
+        dataset = a.store.snapshot(event_weighting(a.settings))
+        engine_b = Engine.from_dataset(
+            dataset,
+            als_model,
+            model_info=ModelInfo("als", 1, "recstack"),
+            weighting=event_weighting(a.settings),
+        )
+        with TestClient(create_app(a.settings, engine_b, a.store)) as b:
+            read = a.headers()
+
+            def ids(client: TestClient, user: str) -> list[str]:
+                response = client.get(f"/v1/users/{user}/recommendations?k=10", headers=read)
+                assert response.status_code == 200, response.text
+                return [item["item_id"] for item in response.json()["items"]]
+
+            before = ids(b, "u32")
+            posted = {"user_id": "u32", "item_id": before[0]}
+            assert a.client.post("/v1/events", json=posted, headers=a.headers("write")).is_success
+            assert before[0] not in ids(b, "u32")  # B re-read the user A changed
+
+            assert engine_b.history("u33")
+            assert a.client.delete("/v1/users/u33", headers=a.headers("write")).is_success
+            ids(b, "u33")  # B's next request for the purged user finds them gone
+            assert engine_b.history("u33") == [] and not engine_b.known_to_model("u33")
