@@ -37,10 +37,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL for shared cache and rate limits."
     )
-    worker_generations_path: Path | None = Field(
+    worker_state_dir: Path | None = Field(
         default=None,
-        description="File through which one host's workers share per-user changes when there "
-        "is no Redis (recstack serve --workers N sets it).",
+        description="Directory through which one host's workers share changes when there is "
+        "no Redis (recstack serve --workers N creates it).",
     )
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow server; local SQLite if unset."

@@ -1,16 +1,23 @@
-"""Per-user generations shared by one host's workers through a file (no Redis)."""
+"""What one host's workers share without Redis: per-user generations and change messages."""
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from recstack.serving.app import create_app
+from recstack.serving.broadcast import FileBroadcast
 from recstack.serving.cache import InProcessCache, user_hash
 from recstack.serving.engine import Engine, ModelInfo
-from recstack.serving.generations import SLOTS, LocalGenerations, SharedGenerations
+from recstack.serving.generations import (
+    GENERATIONS_FILE,
+    SLOTS,
+    LocalGenerations,
+    SharedGenerations,
+)
 from recstack.serving.loader import event_weighting
 
 
@@ -58,11 +65,40 @@ def test_two_caches_on_one_file_share_changes_but_not_entries(tmp_path) -> None:
     assert b.clock() == 1
 
 
-def test_an_event_posted_to_one_worker_reaches_the_other_without_redis(
+def test_file_broadcast_delivers_other_workers_messages_in_order(tmp_path) -> None:
+    FileBroadcast.create(tmp_path)
+    a, b = FileBroadcast(tmp_path), FileBroadcast(tmp_path)
+    got_a: list[dict] = []
+    got_b: list[dict] = []
+    a.publish("item", item="i1")
+    b.publish("purge", user="u1")
+    a.publish("reload")
+    assert b.poll(got_b.append) == 2 and a.poll(got_a.append) == 1  # not one's own
+    assert [(m["kind"], m.get("item")) for m in got_b] == [("item", "i1"), ("reload", None)]
+    assert [(m["kind"], m["user"]) for m in got_a] == [("purge", "u1")]
+    assert b.poll(got_b.append) == 0  # nothing new
+    late = FileBroadcast(tmp_path)  # a worker starting now: what came before is in its load
+    assert late.poll(got_b.append) == 0
+    a.publish("huge", text="x" * 2000)  # cannot be shared: dropped and logged, not half-written
+    assert late.poll(got_b.append) == 0
+    for n in range(4097):  # the ring holds 4096: a worker this far behind must reload
+        a.publish("item", item=f"i{n}")
+    lapped: list[dict] = []
+    assert b.poll(lapped.append) == 1 and lapped[0]["kind"] == "reload"
+    for worker in (a, b, late):
+        worker.stop()
+    with pytest.raises(FileNotFoundError, match="not a broadcast file"):
+        FileBroadcast(tmp_path / "elsewhere")
+
+
+def test_changes_posted_to_one_worker_reach_the_other_without_redis(
     serve, als_model, tmp_path
 ) -> None:
-    path = SharedGenerations.create(tmp_path / "generations.bin")
-    with serve(als_model, worker_generations_path=path) as a:
+    shared = tmp_path / "workers"
+    shared.mkdir()
+    SharedGenerations.create(shared / GENERATIONS_FILE)
+    FileBroadcast.create(shared)
+    with serve(als_model, worker_state_dir=shared) as a:
         dataset = a.store.snapshot(event_weighting(a.settings))
         engine_b = Engine.from_dataset(
             dataset,
@@ -87,3 +123,13 @@ def test_an_event_posted_to_one_worker_reaches_the_other_without_redis(
             assert a.client.delete("/v1/users/u33", headers=a.headers("write")).is_success
             ids(b, "u33")  # B's next request for the purged user finds them gone
             assert engine_b.history("u33") == [] and not engine_b.known_to_model("u33")
+
+            put = {"title": "Shared", "attributes": {"genres": ["topic1"]}}
+            assert a.client.put(
+                "/v1/items/shared-1", json=put, headers=a.headers("write")
+            ).is_success
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not engine_b.has_item("shared-1"):
+                time.sleep(0.05)
+            assert engine_b.has_item("shared-1")  # B's listener applied A's upsert
+            assert b.get("/v1/items/shared-1/similar?k=2", headers=read).status_code == 200

@@ -64,7 +64,8 @@ def serve(
     """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
     import uvicorn
 
-    from recstack.serving.generations import SharedGenerations
+    from recstack.serving.broadcast import FileBroadcast
+    from recstack.serving.generations import GENERATIONS_FILE, SharedGenerations
 
     settings = get_settings()
     _store().close()  # create/migrate once before the workers start, fail fast if unreachable
@@ -75,14 +76,14 @@ def serve(
         multiproc_dir = tempfile.mkdtemp(prefix="recstack-workers-")
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", multiproc_dir)
         if not settings.redis_url:
-            # events and purges posted to one worker reach the others through this file
-            path = SharedGenerations.create(Path(multiproc_dir) / "generations.bin")
-            os.environ["RECSTACK_WORKER_GENERATIONS_PATH"] = str(path)
+            # events, purges, item upserts and reloads reach every worker through these files
+            SharedGenerations.create(Path(multiproc_dir) / GENERATIONS_FILE)
+            FileBroadcast.create(multiproc_dir)
+            os.environ["RECSTACK_WORKER_STATE_DIR"] = multiproc_dir
             Console(stderr=True).print(
-                "[yellow]note:[/yellow] several workers without RECSTACK_REDIS_URL: user "
-                "changes reach every worker (through a shared file), but each worker has its "
-                "own response cache and rate limits, and a reload reaches only the worker that "
-                "receives it."
+                "[yellow]note:[/yellow] several workers without RECSTACK_REDIS_URL: changes "
+                "reach every worker through shared files, but each worker has its own response "
+                "cache and rate-limit counters."
             )
     try:
         uvicorn.run(

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from recstack.serving.generations import LocalGenerations, SharedGenerations
+from recstack.serving.generations import GENERATIONS_FILE, LocalGenerations, SharedGenerations
 
 GENERATION_SCRIPT = """
 local clock = redis.call('INCR', KEYS[1])
@@ -210,11 +210,13 @@ def make_cache(
     redis_url: str | None,
     ttl: int,
     key_prefix: str = "recstack:",
-    generations_path: Path | None = None,
+    worker_state_dir: Path | None = None,
 ) -> ResponseCache:
     """Redis-backed when ``redis_url`` is set, else in-process (with generations shared
-    through ``generations_path`` when the host's workers were given one)."""
+    through ``worker_state_dir`` when the host's workers were given one)."""
     if redis_url:
         return RedisCache(redis_url, ttl, key_prefix)
-    shared = SharedGenerations(generations_path) if generations_path is not None else None
+    shared = None
+    if worker_state_dir is not None:
+        shared = SharedGenerations(Path(worker_state_dir) / GENERATIONS_FILE)
     return InProcessCache(ttl, generations=shared)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+GENERATIONS_FILE = "generations.bin"  # in the workers' shared directory
 SLOTS = 1 << 22  # 32 MiB, mapped (pages are touched on use); at 162K users ~4% share a slot
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from recstack.serving.auth import KeyVerifier
-from recstack.serving.broadcast import Broadcast
+from recstack.serving.broadcast import Broadcast, FileBroadcast, make_broadcast
 from recstack.serving.cache import ResponseCache, make_cache
 from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.errors import UnavailableError
@@ -72,14 +72,14 @@ class AppState:
             settings.redis_url,
             settings.cache_ttl_seconds,
             key_prefix,
-            settings.worker_generations_path,
+            settings.worker_state_dir,
         )
         self.limiter: RateLimiter = make_rate_limiter(
             settings.redis_url, settings.rate_limit_per_minute, key_prefix
         )
         self.verifier = KeyVerifier(self._verify_key)
         self.jobs = JobManager()
-        self.broadcast: Broadcast | None = None
+        self.broadcast: Broadcast | FileBroadcast | None = None
         self.startup_error: str | None = None
         self._owns_store = False
         self._slot: EngineSlot | None = None
@@ -92,6 +92,11 @@ class AppState:
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Connect the store, load the engine and start listening to other workers."""
+        listener = self.broadcast is None
+        if listener:  # before the load: a change made meanwhile is then heard, not lost
+            self.broadcast = make_broadcast(
+                self.settings.redis_url, self.settings.worker_state_dir, self.key_prefix
+            )
         try:
             if self.store is None:
                 from recstack.store import Store
@@ -103,8 +108,7 @@ class AppState:
         except Exception as exc:  # noqa: BLE001 - the server stays up and /readyz says why
             log.exception("could not load the engine")
             self.startup_error = f"{type(exc).__name__}: {exc}"
-        if self.settings.redis_url and self.broadcast is None:
-            self.broadcast = Broadcast(self.settings.redis_url, self.key_prefix)
+        if listener and self.broadcast is not None:
             self.broadcast.start(self._on_broadcast)
 
     def close(self) -> None:
