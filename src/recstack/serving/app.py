@@ -76,6 +76,7 @@ def create_app(
         document_security(module.router)
         app.include_router(module.router)
     security_schemes_openapi(app)
+    app.router.routes[:0] = recommend.plain_routes()  # ahead of FastAPI's copy (docs only)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_bytes=settings.max_request_bytes
     )

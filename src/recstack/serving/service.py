@@ -223,7 +223,9 @@ def _apply_events(state: AppState, slot: EngineSlot, rows: list[EventRow], all_n
     for user, (previous, new) in zip(users, generations, strict=True):
         if all_new and slot.in_sync(user, previous):
             slot.synced[user] = new
-        else:
+        elif all_new:  # another worker changed them too: re-read on their next request
+            slot.synced.pop(user, None)
+        else:  # some events were stored before: what the engine holds is unsure, re-read now
             slot.synced.pop(user, None)
             sync_user(state, slot, user, new)
 

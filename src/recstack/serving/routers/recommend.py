@@ -7,8 +7,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from recstack.serving.auth import SECURITY_REQUIREMENT, ReadScope, authorize
 from recstack.serving.errors import request_id_of
@@ -66,6 +69,39 @@ async def get_recommendations(request: Request) -> dict:
     authorize(request, "read")
     user_id, options = recommendation_options(request)
     return rendered(await _serve(request, user_id, options))
+
+
+class RecommendationsEndpoint:
+    """The recommendations path as a plain ASGI app, put ahead of FastAPI's routes.
+
+    GET, the hottest route, reads only the request (key, path, query) and returns a ready
+    response, so FastAPI's per-request routing, dependency and serialisation machinery only
+    cost it time (a fifth of its throughput). POST goes on to FastAPI's route. The
+    ``APIRoute``s stay for the OpenAPI schema; errors still reach the app's handlers.
+    """
+
+    def __init__(self, post: APIRoute) -> None:
+        self.post = post
+        self.route = Route(post.path, self, methods=["GET", "POST"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route  # the route template the metrics label responses with
+        if scope["method"] == "POST":
+            await self.post.handle(scope, receive, send)
+            return
+        response = await get_recommendations(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def plain_routes() -> list[Route]:
+    """``RecommendationsEndpoint`` as a route for the app to place before FastAPI's."""
+    path = router.prefix + "/users/{user_id}/recommendations"
+    post = next(
+        r
+        for r in router.routes
+        if isinstance(r, APIRoute) and r.path == path and "POST" in r.methods
+    )
+    return [RecommendationsEndpoint(post).route]
 
 
 def rendered(body: dict[str, Any]) -> Response:
