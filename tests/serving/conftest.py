@@ -127,3 +127,24 @@ def serve(tmp_path: Path, planted) -> Iterator[Callable[..., Any]]:
         store.close()
 
     yield build
+
+
+@pytest.fixture
+def second_worker() -> Callable[..., Any]:
+    """``second_worker(served, model)`` -> context manager of ``(client, engine)``: another app
+    on the same store and settings, as a second ``recstack serve`` worker would be."""
+
+    @contextmanager
+    def build(served: Served, model: Any, key_prefix: str = "recstack:") -> Iterator[Any]:
+        dataset = served.store.snapshot(event_weighting(served.settings))
+        engine = Engine.from_dataset(
+            dataset,
+            model,
+            model_info=ModelInfo(model.name, 1, served.settings.model_name),
+            weighting=event_weighting(served.settings),
+        )
+        app = create_app(served.settings, engine, served.store, key_prefix=key_prefix)
+        with TestClient(app) as client:
+            yield client, engine
+
+    return build

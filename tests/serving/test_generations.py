@@ -8,17 +8,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from recstack.serving.app import create_app
 from recstack.serving.broadcast import FileBroadcast
 from recstack.serving.cache import InProcessCache, user_hash
-from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.generations import (
     GENERATIONS_FILE,
     SLOTS,
     LocalGenerations,
     SharedGenerations,
 )
-from recstack.serving.loader import event_weighting
 
 
 def test_local_generations_count_and_forget() -> None:
@@ -92,21 +89,14 @@ def test_file_broadcast_delivers_other_workers_messages_in_order(tmp_path) -> No
 
 
 def test_changes_posted_to_one_worker_reach_the_other_without_redis(
-    serve, als_model, tmp_path
+    serve, second_worker, als_model, tmp_path
 ) -> None:
     shared = tmp_path / "workers"
     shared.mkdir()
     SharedGenerations.create(shared / GENERATIONS_FILE)
     FileBroadcast.create(shared)
     with serve(als_model, worker_state_dir=shared) as a:
-        dataset = a.store.snapshot(event_weighting(a.settings))
-        engine_b = Engine.from_dataset(
-            dataset,
-            als_model,
-            model_info=ModelInfo("als", 1, "recstack"),
-            weighting=event_weighting(a.settings),
-        )
-        with TestClient(create_app(a.settings, engine_b, a.store)) as b:
+        with second_worker(a, als_model) as (b, engine_b):
             read = a.headers()
 
             def ids(client: TestClient, user: str) -> list[str]:

@@ -6,12 +6,8 @@ import time
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 
-from recstack.serving.app import create_app
 from recstack.serving.cache import user_hash
-from recstack.serving.engine import Engine, ModelInfo
-from recstack.serving.loader import event_weighting
 
 pytestmark = pytest.mark.redis
 
@@ -97,17 +93,11 @@ def test_rate_limit_counted_in_redis(serve, als_model, redis_url, redis_prefix, 
         assert 0 < r.ttl(counters[-1]) <= 61
 
 
-def test_two_workers_stay_coherent_through_redis(serve, als_model, redis_url, redis_prefix):
+def test_two_workers_stay_coherent_through_redis(
+    serve, second_worker, als_model, redis_url, redis_prefix
+):
     with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix) as a:
-        dataset = a.store.snapshot(event_weighting(a.settings))
-        engine_b = Engine.from_dataset(
-            dataset,
-            als_model,
-            model_info=ModelInfo("als", 1, "recstack"),
-            weighting=event_weighting(a.settings),
-        )
-        app_b = create_app(a.settings, engine_b, a.store, key_prefix=redis_prefix)
-        with TestClient(app_b) as b:
+        with second_worker(a, als_model, redis_prefix) as (b, engine_b):
             headers = a.headers()
             before = ids(b.get("/v1/users/u32/recommendations?k=10", headers=headers).json())
             a.client.post(

@@ -26,7 +26,23 @@ log = logging.getLogger("recstack.serving")
 Handler = Callable[[dict[str, Any]], None]
 
 
-class Broadcast:
+class _Listener:
+    """A daemon thread that listens until ``stop``; subclasses give it its loop."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def _listen_in_thread(self, listen: Callable[[], None]) -> None:
+        self._thread = threading.Thread(target=listen, name="recstack-broadcast", daemon=True)
+        self._thread.start()
+
+    def _stop_listening(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+class Broadcast(_Listener):
     """Publish change messages and run ``handler`` for messages from other processes."""
 
     def __init__(self, url: str, key_prefix: str = "recstack:") -> None:
@@ -68,13 +84,10 @@ class Broadcast:
                     log.exception("could not apply broadcast message")
             pubsub.close()
 
-        self._thread = threading.Thread(target=listen, name="recstack-broadcast", daemon=True)
-        self._thread.start()
+        self._listen_in_thread(listen)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        self._stop_listening()
         self.client.close()
 
 
@@ -86,7 +99,7 @@ _CAPACITY = 4096  # messages kept; a worker further behind than this reloads ins
 _FILE_BYTES = _HEADER_BYTES + _CAPACITY * _SLOT_BYTES
 
 
-class FileBroadcast:
+class FileBroadcast(_Listener):
     """The same messages as ``Broadcast`` between the workers of one host, without Redis.
 
     Messages go into a ring of fixed-size slots in a memory-mapped file that ``recstack serve
@@ -182,13 +195,10 @@ class FileBroadcast:
                 except Exception:  # noqa: BLE001 - keep listening
                     log.exception("broadcast listener error")
 
-        self._thread = threading.Thread(target=listen, name="recstack-broadcast", daemon=True)
-        self._thread.start()
+        self._listen_in_thread(listen)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        self._stop_listening()
         self._map.close()
         os.close(self._fd)
 
