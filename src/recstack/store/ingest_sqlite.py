@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from recstack.data.schema import INTERACTION_COLUMNS
 from recstack.progress import ProgressTask
 from recstack.store.bulk import chunks, is_large_load
 from recstack.store.engine import driver_connection
@@ -162,22 +163,13 @@ def upsert_users(conn: Connection, rows: pd.DataFrame) -> int:
     return affected
 
 
-_INTERACTION_COLUMNS = (
-    "event_id",
-    "user_id",
-    "item_id",
-    "event_type",
-    "value",
-    "timestamp",
-    "context",
-)
 _NEW_ROWS_SAMPLE = 2_000  # event ids probed to estimate how much of a load is new
 _ROWS_PER_STATEMENT = 100  # a few hundred bound variables per statement: fewer, bigger steps
 
 
 def _columns_to_bind(chunk: pd.DataFrame) -> list[str]:
     """All columns, less ``value``/``context`` when the whole chunk has none (they stay NULL)."""
-    columns = list(_INTERACTION_COLUMNS)
+    columns = list(INTERACTION_COLUMNS)
     if chunk["context"].isna().all():
         columns.remove("context")
     if chunk["value"].isna().all():
