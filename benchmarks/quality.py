@@ -26,7 +26,7 @@ from recstack.data.dataset import Dataset
 from recstack.data.weights import DEFAULT_EVENT_WEIGHTS, EventWeighting
 from recstack.evaluation.protocol import evaluate_models
 from recstack.evaluation.report import markdown_table, summary_line, write_report
-from recstack.tuning import load_config
+from recstack.workflows.configs import load_config
 
 ROOT = Path(__file__).resolve().parent
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
@@ -73,7 +73,9 @@ def model_specs(names: list[str], configs: str) -> dict[str, dict[str, Any]]:
 def tune_configs(dataset: Dataset, names: list[str], args: argparse.Namespace) -> None:
     """Tune every tunable model on the training part of the split; write ``<model>.toml``."""
     from recstack.data.splits import stratified_split
-    from recstack.tuning import SEARCH_SPACES, save_config, tune
+    from recstack.workflows.configs import save_config
+    from recstack.workflows.search_spaces import SEARCH_SPACES
+    from recstack.workflows.tune import tune
 
     if args.configs == "none":
         raise SystemExit("--tune writes configs: give --configs a folder")
@@ -84,7 +86,7 @@ def tune_configs(dataset: Dataset, names: list[str], args: argparse.Namespace) -
         best, value, _ = tune(train, name, args.tune, args.seed, "ndcg", args.k, args.progress)
         path = save_config(best, Path(args.configs) / f"{name}.toml", model=name)
         header = (
-            f"# Tuned with recstack.tuning.tune on {args.dataset} ({args.weighting} weighting): "
+            f"# Tuned with recstack.workflows.tune.tune on {args.dataset} ({args.weighting} weighting): "
             f"the training part of the\n# stratified {args.ratio:g} split (seed {args.seed}), "
             f"re-split 80/20 for validation; {args.tune} TPE trials (seed {args.seed}), "
             f"NDCG@{args.k}.\n"

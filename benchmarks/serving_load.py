@@ -102,7 +102,7 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
     try:
         ModelRegistry(settings).resolve(settings.model_name, settings.serving_alias)
     except Exception:  # noqa: BLE001 - nothing registered yet: train one
-        from recstack.pipeline import train_and_register
+        from recstack.workflows.train import train_and_register
 
         log("training ALS and registering it as the champion ...", quiet)
         start = time.perf_counter()

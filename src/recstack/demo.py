@@ -28,9 +28,9 @@ def run_demo(
     """Run every step; returns what a caller (a test) may check."""
     from recstack.data.synthetic import generate_synthetic
     from recstack.evaluation.protocol import evaluate_models
-    from recstack.pipeline import train_and_register
-    from recstack.serving.loader import CONTENT_SUFFIX
+    from recstack.serving.runtime.loader import CONTENT_SUFFIX
     from recstack.store import Store
+    from recstack.workflows.train import train_and_register
 
     settings.ensure_home()
     store = Store.from_settings(settings)
@@ -85,7 +85,7 @@ def run_demo(
     if serve:
         import uvicorn
 
-        from recstack.serving.app import create_app
+        from recstack.serving.api.app import create_app
 
         uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="info")
     return {

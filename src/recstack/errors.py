@@ -15,6 +15,18 @@ class NotFoundError(RecstackError):
     """A user, item, model or version that does not exist was asked for."""
 
 
+class InvalidRequestError(RecstackError):
+    """A request that cannot be served as asked (a bad filter, an event for an unknown item)."""
+
+
+class TooLargeError(RecstackError):
+    """A request over a documented size limit (events per batch, items per upsert)."""
+
+
+class UnavailableError(RecstackError):
+    """What a request needs is not there yet (no engine loaded, no store, no content model)."""
+
+
 class DataError(RecstackError):
     """Input data is malformed: carries the file, the 1-based line and the reason.
 

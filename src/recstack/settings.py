@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default="recstack", description="Registered model name served by default."
     )
     serving_alias: str = Field(default="champion", description="Registry alias the server loads.")
+    serving_slots: list[str] = Field(
+        default_factory=list,
+        description="More model slots to load beside the serving alias, each an alias "
+        "(`challenger`), a version (`7`) or `SLOT=REF` to name the slot.",
+    )
     auth_enabled: bool = True
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=6000, ge=1)

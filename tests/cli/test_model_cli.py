@@ -7,13 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import recstack.cli.model_commands  # noqa: F401 - registers the commands
 from recstack.cli.app import app
 from recstack.data.loaders import LoadedData
 from recstack.settings import Settings
 from recstack.store import Store
 from recstack.testing.data import planted_frame
-from recstack.tuning import load_config
+from recstack.workflows.configs import load_config
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +37,9 @@ def run(home, monkeypatch):
     return invoke
 
 
-def assert_user_error(result, message: str) -> None:
-    assert result.exit_code == 1
+def assert_user_error(result, message: str, code: int = 1) -> None:
+    """One ``error:`` line, no traceback; 1 for bad data or state, 2 for bad usage."""
+    assert result.exit_code == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
@@ -73,10 +73,10 @@ def test_evaluate_table_and_default_report_dir(run, home):
 
 
 def test_evaluate_errors_are_one_line(run, tmp_path):
-    assert_user_error(run("evaluate", "--models", "nope"), "unknown model 'nope'")
-    assert_user_error(run("evaluate", "--models", "ease", "--protocol", "x"), "unknown protocol")
+    assert_user_error(run("evaluate", "--models", "nope"), "unknown model 'nope'", 2)
+    assert_user_error(run("evaluate", "--models", "ease", "--protocol", "x"), "unknown protocol", 2)
     missing = tmp_path / "missing.toml"
-    assert_user_error(run("evaluate", "--config", str(missing)), "config file not found")
+    assert_user_error(run("evaluate", "--config", str(missing)), "config file not found", 2)
 
 
 def test_tune_train_and_manage_versions(run, tmp_path):
@@ -117,7 +117,15 @@ def test_tune_train_and_manage_versions(run, tmp_path):
 
 
 def test_train_needs_a_model(run, tmp_path):
-    assert_user_error(run("train"), "name a model with --model NAME or --config FILE")
+    assert_user_error(run("train"), "name a model with --model NAME or --config FILE", 2)
     cfg = tmp_path / "ease.toml"
     cfg.write_text('[model]\nname = "ease"\n')
-    assert_user_error(run("train", "--model", "als", "--config", str(cfg)), "configures 'ease'")
+    assert_user_error(run("train", "--model", "als", "--config", str(cfg)), "configures 'ease'", 2)
+
+
+def test_bad_params_in_a_config_name_the_valid_ones(run, tmp_path):
+    cfg = tmp_path / "ease.toml"
+    cfg.write_text('[model]\nname = "ease"\n[params]\nbogus = 1\n')
+    for command in ("train", "evaluate"):
+        result = run(command, "--config", str(cfg))
+        assert_user_error(result, "ease: unknown parameter 'bogus'; valid parameters: l2", 2)

@@ -7,7 +7,6 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import recstack.cli.store_commands  # noqa: F401 - registers the commands on ``app``
 from recstack.cli.app import app
 from recstack.settings import get_settings
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recstack.index import EXACT_THRESHOLD, ExactIndex, FaissHNSWIndex, load_index, make_index
+from recstack.index import (
+    EXACT_THRESHOLD,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    ExactIndex,
+    FaissHNSWIndex,
+    load_index,
+    make_index,
+)
 
 N, DIM, K = 20_000, 32, 10
 
@@ -104,3 +113,15 @@ def test_make_index_picks_by_size() -> None:
     assert isinstance(make_index(small), ExactIndex)
     assert isinstance(make_index(small, threshold=50), FaissHNSWIndex)
     assert EXACT_THRESHOLD > 100
+
+
+def test_hnsw_settings_are_defined_once() -> None:
+    default = FaissHNSWIndex()
+    assert (default.M, default.ef_construction, default.ef_search) == (
+        HNSW_M,
+        HNSW_EF_CONSTRUCTION,
+        HNSW_EF_SEARCH,
+    )
+    built = make_index(np.eye(8, 4, dtype=np.float32), threshold=4)
+    assert isinstance(built, FaissHNSWIndex) and built.M == HNSW_M
+    assert built._index.hnsw.efConstruction == HNSW_EF_CONSTRUCTION

@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 from recstack.data.dataset import Dataset
 from recstack.data.loaders import LoadedData
 from recstack.models.catalog import create_model
-from recstack.serving.app import create_app
-from recstack.serving.engine import Engine, ModelInfo
-from recstack.serving.loader import event_weighting
+from recstack.serving.api.app import create_app
+from recstack.serving.engine.core import Engine, ModelInfo
+from recstack.serving.runtime.loader import event_weighting
 from recstack.settings import Settings
 from recstack.store import Store
 from recstack.testing.data import planted_frame

@@ -8,7 +8,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from recstack.serving.app import create_app
+from recstack.serving.api.app import create_app
 from recstack.settings import Settings
 from recstack.store import Store
 

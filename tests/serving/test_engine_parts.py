@@ -13,13 +13,13 @@ import scipy.sparse as sp
 from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
 from recstack.models.base import FactorRecommender, as_histories
-from recstack.serving import blend, catalogue
-from recstack.serving.catalogue import Catalogue
-from recstack.serving.engine import Engine
-from recstack.serving.errors import InvalidRequestError
-from recstack.serving.filters import compile_filter, parse_filter
-from recstack.serving.histories import UserHistories
-from recstack.serving.vectors import ItemVectorSearch
+from recstack.serving.api.errors import InvalidRequestError
+from recstack.serving.engine import blend, catalogue
+from recstack.serving.engine.catalogue import Catalogue
+from recstack.serving.engine.core import Engine
+from recstack.serving.engine.filters import compile_filter, parse_filter
+from recstack.serving.engine.histories import UserHistories
+from recstack.serving.engine.vectors import ItemVectorSearch
 
 
 def test_doctests():
@@ -235,17 +235,17 @@ def test_folded_in_vectors_are_reused_until_the_history_changes(planted_ds, als_
     engine = Engine.from_dataset(planted_ds, als_model)
     engine.apply_events(["fresh", "fresh"], ["i2", "i6"], ["view", "view"], [None, None])
     first = engine.recommend("fresh", 5)
-    cached = engine._folded["fresh"][2]
+    cached = engine._folded[("fresh", id(engine.model))][2]
     assert [i.item_id for i in engine.recommend("fresh", 5).items] == [
         i.item_id for i in first.items
     ]
-    assert engine._folded["fresh"][2] is cached  # reused, not solved again
+    assert engine._folded[("fresh", id(engine.model))][2] is cached  # reused, not solved again
     engine.apply_events(["fresh"], ["i10"], ["complete"], [None])
     engine.recommend("fresh", 5)
-    assert engine._folded["fresh"][2] is not cached
-    assert not np.allclose(engine._folded["fresh"][2], cached)
+    assert engine._folded[("fresh", id(engine.model))][2] is not cached
+    assert not np.allclose(engine._folded[("fresh", id(engine.model))][2], cached)
     engine.forget_user("fresh")
-    assert "fresh" not in engine._folded
+    assert ("fresh", id(engine.model)) not in engine._folded
     # a known, unchanged user uses the learned vector and is never cached
     engine.recommend("u1", 5)
-    assert "u1" not in engine._folded
+    assert ("u1", id(engine.model)) not in engine._folded

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from recstack.serving.app import create_app
-from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.api.app import create_app
+from recstack.serving.engine.core import Engine, ModelInfo
 from recstack.settings import Settings
 from recstack.store import Store
 

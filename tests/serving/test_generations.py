@@ -8,9 +8,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from recstack.serving.broadcast import FileBroadcast
-from recstack.serving.cache import InProcessCache, user_hash
-from recstack.serving.generations import (
+from recstack.serving.runtime.broadcast import FileBroadcast
+from recstack.serving.runtime.cache import InProcessCache, user_hash
+from recstack.serving.runtime.generations import (
     GENERATIONS_FILE,
     SLOTS,
     LocalGenerations,

@@ -113,7 +113,7 @@ def test_purge_leaves_no_trace(served):
     assert len(served.store.user_history("u20")) == 0
     assert served.engine.history("u20") == []
     assert not served.engine.known_to_model("u20")
-    assert "u20" not in served.state.slot.synced
+    assert "u20" not in served.state.live.synced
     assert served.state.cache.keys_for("u20") == []
     assert served.client.get("/v1/users/u20", headers=served.headers()).status_code == 404
     assert served.recommend("u20", k=5)["cold_start"] is True

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recstack.models.catalog import create_model
-from recstack.serving.routers.recommend import _plain_query, _validated_query, rendered
-from recstack.serving.schemas import RecommendationResponse
+from recstack.serving.api.routers.recommend import rendered
+from recstack.serving.api.schemas import RecommendationResponse
 
 
 @pytest.fixture(scope="module")
@@ -165,27 +165,3 @@ def test_similar_items_follow_the_planted_topics(served):
     assert body["source"] == "model" and len(items) == 10 and "i6" not in items
     assert sum(topic(i) == topic("i6") for i in items) >= 7
     assert np.all(np.diff([i["score"] for i in body["items"]]) <= 1e-6)
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        {},
-        {"k": "5", "exclude_seen": "false"},
-        {"k": "1000", "explain": "1", "filter": '{"a": 1}'},
-        {"exclude_seen": "0", "explain": "true"},
-    ],
-)
-def test_plain_queries_read_directly_mean_what_validation_says(raw):
-    plain = _plain_query(raw)
-    assert plain is not None
-    assert plain.model_dump() == _validated_query("u", raw).model_dump()
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [{"k": "05"}, {"k": "+5"}, {"k": "0"}, {"k": "1001"}, {"k": "²"}, {"exclude_seen": "yes"},
-     {"explain": "TRUE"}, {"exclude": ["a"]}, {"filter": "x" * 10_001}],
-)  # fmt: skip
-def test_other_queries_take_the_validating_path(raw):
-    assert _plain_query(raw) is None

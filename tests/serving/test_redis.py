@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from recstack.serving.cache import user_hash
+from recstack.serving.runtime.cache import user_hash
 
 pytestmark = pytest.mark.redis
 

@@ -1,8 +1,20 @@
-"""The ``recstack`` command: one Typer app, one module per command group."""
+"""The ``recstack`` command: one Typer app, one module per command group.
+
+The command modules never import this one: each offers ``register(app)`` and this module
+calls them, so the dependency runs one way. Every command follows the exit-status policy in
+``recstack.cli.errors`` (1 bad data or state, 2 bad usage, 130 interrupted).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from recstack.cli import model_commands, serve_commands, store_commands
+from recstack.settings import get_settings
 
 app = typer.Typer(
     name="recstack",
@@ -12,16 +24,35 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def global_options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="recstack home (store, artifacts); default $RECSTACK_HOME or ./.recstack.",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Ingest interactions, train and evaluate recommenders, serve them over HTTP."""
+    if home is not None:
+        os.environ["RECSTACK_HOME"] = str(home)
+    get_settings.cache_clear()  # read the environment as it is now
+
+
 def _register() -> None:
-    # Each command module registers its commands on ``app`` when imported.
-    from recstack.cli import (
-        model_commands,  # noqa: F401
-        serve_commands,  # noqa: F401
-        store_commands,  # noqa: F401
-    )
+    """Add every command group to ``app``, in the order a user meets them; runs once."""
+    if app.registered_commands:
+        return
+    store_commands.register(app)
+    model_commands.register(app)
+    serve_commands.register(app)
+
+
+_register()
 
 
 def main() -> None:
     """Entry point of the ``recstack`` script."""
-    _register()
     app()

@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from recstack.cli.app import app
-from recstack.errors import ConfigError, RecstackError
+from recstack.cli.console import emit_json
+from recstack.cli.console import out as stdout  # commands take an ``out`` option
+from recstack.cli.errors import user_errors
+from recstack.errors import ConfigError
 from recstack.settings import Settings
 
 DEFAULT_MODELS = "popularity,itemknn,ease,als,bpr"
 
 models_app = typer.Typer(help="Registered model versions and their aliases.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-
-
-def stdout() -> Console:
-    """A console on standard output (made per call so redirections and COLUMNS apply)."""
-    return Console()
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn errors a user can cause into one line on stderr and exit status 1."""
-    try:
-        yield
-    except RecstackError as exc:
-        Console(stderr=True).print(
-            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[red]interrupted[/red]")
-        raise typer.Exit(130) from None
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def _model_specs(models: str | None, configs: list[Path]) -> dict[str, dict[str, Any]]:
-    from recstack.tuning import load_config
+    from recstack.workflows.configs import load_config
 
     specs: dict[str, dict[str, Any]] = {}
     if models:
@@ -64,7 +34,6 @@ def _model_specs(models: str | None, configs: list[Path]) -> dict[str, dict[str,
     return specs
 
 
-@app.command("evaluate")
 def evaluate_command(
     models: str | None = typer.Option(
         None, "--models", help=f"Comma-separated model names (default: {DEFAULT_MODELS})."
@@ -86,7 +55,7 @@ def evaluate_command(
 ) -> None:
     """Compare models offline on the store's data and write a report."""
     from recstack.evaluation.report import summary_line, table_rows, write_report
-    from recstack.pipeline import evaluate_from_store
+    from recstack.workflows.evaluate import evaluate_from_store
 
     with user_errors():
         settings = Settings()
@@ -104,7 +73,7 @@ def evaluate_command(
         target = out or settings.home / "reports" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         paths = write_report(result, target)
     if as_json:
-        _emit_json({**result.to_dict(), "report": {key: str(p) for key, p in paths.items()}})
+        emit_json({**result.to_dict(), "report": {key: str(p) for key, p in paths.items()}})
         return
     header, rows = table_rows(result)
     table = Table(title=f"Evaluation @{result.k}", caption=summary_line(result))
@@ -116,7 +85,6 @@ def evaluate_command(
     stdout().print(f"report: {paths['html']}")
 
 
-@app.command("tune")
 def tune_command(
     model: str = typer.Argument(..., help="Model to tune (als, ease, itemknn, bpr, ...)."),
     trials: int = typer.Option(20, help="Number of Optuna trials."),
@@ -130,8 +98,8 @@ def tune_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search a model's parameters on a validation split of the training data."""
-    from recstack.pipeline import tune_from_store
-    from recstack.tuning import load_config, save_config
+    from recstack.workflows.configs import load_config, save_config
+    from recstack.workflows.tune import tune_from_store
 
     with user_errors():
         fixed: dict[str, Any] = {}
@@ -151,7 +119,7 @@ def tune_command(
         )
         written = save_config(best, out, model=model) if out is not None else None
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "model": model,
                 "metric": f"{metric}@{k}",
@@ -174,7 +142,6 @@ def tune_command(
         stdout().print(f"config written to {written}")
 
 
-@app.command("train")
 def train_command(
     model: str | None = typer.Option(
         None, "--model", help="Model to train (or take it from --config)."
@@ -196,8 +163,8 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on the store's data, register a new version, optionally promote it."""
-    from recstack.pipeline import train_and_register
-    from recstack.tuning import load_config
+    from recstack.workflows.configs import load_config
+    from recstack.workflows.train import train_and_register
 
     with user_errors():
         params: dict[str, Any] = {}
@@ -220,7 +187,7 @@ def train_command(
             name=name,
         )
     if as_json:
-        _emit_json(version.to_dict())
+        emit_json(version.to_dict())
         return
     aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
     stdout().print(f"registered {version.name} version {version.version}{aliases}: {version.model}")
@@ -239,7 +206,7 @@ def list_command(
     with user_errors():
         versions = ModelRegistry(Settings()).list_versions(name)
     if as_json:
-        _emit_json({"versions": [v.to_dict() for v in versions]})
+        emit_json({"versions": [v.to_dict() for v in versions]})
         return
     table = Table(title="Registered models")
     for column in ("name", "version", "model", "aliases", "ndcg", "created"):
@@ -282,3 +249,11 @@ def rollback_command(
     with user_errors():
         info = ModelRegistry(Settings()).rollback(name, alias)
     stdout().print(f"{alias} of {info.name} rolled back to version {info.version}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate``, ``tune``, ``train`` and ``models ...`` to the root app."""
+    app.command("evaluate")(evaluate_command)
+    app.command("tune")(tune_command)
+    app.command("train")(train_command)
+    app.add_typer(models_app, name="models")

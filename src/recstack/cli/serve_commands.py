@@ -10,37 +10,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from recstack.cli.app import app
-from recstack.errors import RecstackError
+from recstack.cli.console import err, out
+from recstack.cli.errors import EXIT_USAGE, fail, user_errors
+from recstack.cli.stores import open_store
 from recstack.settings import get_settings
 
 keys_app = typer.Typer(
     help="Create, list and revoke API keys (scopes: read < write < admin).",
     no_args_is_help=True,
 )
-app.add_typer(keys_app, name="keys")
 
 SCOPES = ("read", "write", "admin")
 SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _store():  # noqa: ANN202 - recstack.store.Store, imported lazily
-    from recstack.store import Store
-
-    try:
-        return Store.from_settings(get_settings())
-    except RecstackError as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - e.g. database unreachable: one clear line
-        raise _fail(f"cannot open the store: {type(exc).__name__}: {exc}") from None
 
 
 SERVE_HELP = (
@@ -54,7 +37,6 @@ SERVE_HELP = (
 )
 
 
-@app.command(help=SERVE_HELP)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
@@ -64,11 +46,12 @@ def serve(
     """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
     import uvicorn
 
-    from recstack.serving.broadcast import FileBroadcast
-    from recstack.serving.generations import GENERATIONS_FILE, SharedGenerations
+    from recstack.serving.runtime.broadcast import FileBroadcast
+    from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
 
     settings = get_settings()
-    _store().close()  # create/migrate once before the workers start, fail fast if unreachable
+    with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
+        open_store(settings).close()
     for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
         os.environ.setdefault(name, "1")
     multiproc_dir = None
@@ -80,14 +63,14 @@ def serve(
             SharedGenerations.create(Path(multiproc_dir) / GENERATIONS_FILE)
             FileBroadcast.create(multiproc_dir)
             os.environ["RECSTACK_WORKER_STATE_DIR"] = multiproc_dir
-            Console(stderr=True).print(
+            err().print(
                 "[yellow]note:[/yellow] several workers without RECSTACK_REDIS_URL: changes "
                 "reach every worker through shared files, but each worker has its own response "
                 "cache and rate-limit counters."
             )
     try:
         uvicorn.run(
-            "recstack.serving.app:app_from_env",
+            "recstack.serving.api.app:app_from_env",
             factory=True,
             host=host,
             port=port,
@@ -108,11 +91,11 @@ def keys_create(
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     if scope not in SCOPES:
-        raise _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}", 2)
-    with _store() as store:
+        fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}", EXIT_USAGE)
+    with user_errors(), open_store(get_settings()) as store:
         key, record = store.create_api_key(scope, name)
     typer.echo(key)
-    Console(stderr=True).print(
+    err().print(
         f"created {record['scope']} key {record['prefix']}"
         f"{' (' + name + ')' if name else ''}; store it now, it is not shown again",
         highlight=False,
@@ -124,7 +107,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys (prefix, scope, name, created, revoked) — never the secrets."""
-    with _store() as store:
+    with user_errors(), open_store(get_settings()) as store:
         records = store.list_api_keys()
     if as_json:
         typer.echo(json.dumps(records, default=str))
@@ -138,14 +121,20 @@ def keys_list(
             str(r.get("created_at") or ""),
             str(r.get("revoked_at") or ""),
         )
-    Console().print(table)
+    out().print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix.")]) -> None:
     """Revoke a key; servers stop accepting it within a few seconds."""
-    with _store() as store:
+    with user_errors(), open_store(get_settings()) as store:
         revoked = store.revoke_api_key(prefix)
     if not revoked:
-        raise _fail(f"no active key with prefix {prefix!r}")
+        fail(f"no active key with prefix {prefix!r}")
     typer.echo(f"revoked {prefix}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``keys ...`` to the root app."""
+    app.command(help=SERVE_HELP)(serve)
+    app.add_typer(keys_app, name="keys")

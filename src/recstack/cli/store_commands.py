@@ -9,30 +9,26 @@ or the global ``--home`` option.
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recstack.cli.app import app
-from recstack.cli.console import EXIT_USAGE, emit_json, err, fail, out, user_errors, warn
-from recstack.settings import Settings, get_settings
+from recstack.cli.console import emit_json, err, out, warn
+from recstack.cli.errors import EXIT_USAGE, fail, user_errors
+from recstack.cli.stores import open_store
+from recstack.settings import get_settings
 
 if TYPE_CHECKING:
     from recstack.data.loaders import ColumnMapping, LoadedData
-    from recstack.store import IngestResult, Store
+    from recstack.store import IngestResult
 
 ingest_app = typer.Typer(
     help="Load interactions and catalogues into the store (idempotent: re-running adds nothing).",
     no_args_is_help=True,
 )
 datasets_app = typer.Typer(help="Generate datasets to try recstack with.", no_args_is_help=True)
-app.add_typer(ingest_app, name="ingest")
-app.add_typer(datasets_app, name="datasets")
 
 SHOWN_SKIPPED = 5
 
@@ -59,65 +55,6 @@ MappingOption = Annotated[
 ]
 
 
-@app.callback()
-def global_options(
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            help="recstack home (store, artifacts); default $RECSTACK_HOME or ./.recstack.",
-            file_okay=False,
-        ),
-    ] = None,
-) -> None:
-    """Ingest interactions, train and evaluate recommenders, serve them over HTTP."""
-    if home is not None:
-        os.environ["RECSTACK_HOME"] = str(home)
-    get_settings.cache_clear()  # read the environment as it is now
-
-
-def _open_store(settings: Settings) -> Store:
-    from recstack.errors import RecstackError
-    from recstack.store import Store
-
-    try:
-        return Store.from_settings(settings)
-    except RecstackError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - e.g. an unreachable server: one clear line
-        fail(f"cannot open the store at {_masked(settings.store_url)}: {_first_line(exc)}")
-
-
-def _masked(url: str) -> str:
-    """The URL with any password hidden."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid URL>"
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's own message (first line) rather than SQLAlchemy's wrapper text."""
-    detail = str(getattr(exc, "orig", None) or exc).strip()
-    return detail.splitlines()[0] if detail else type(exc).__name__
-
-
-@contextmanager
-def database_errors(note: str = "") -> Iterator[None]:
-    """A failing database (unreachable, out of space, locked) as one line and exit status 1."""
-    import sqlite3
-
-    import psycopg
-    import sqlalchemy as sa
-
-    try:
-        yield
-    except (sa.exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
-        fail(f"database error: {_first_line(exc)}{note}")
-
-
 def _summary(result: IngestResult) -> str:
     return (
         f"read {result.interactions_read:,} · inserted {result.interactions_inserted:,} · "
@@ -134,22 +71,21 @@ def _ingest(data: LoadedData) -> None:
         warn(f"skipped {problem}")
     if len(data.skipped) > SHOWN_SKIPPED:
         warn(f"... and {len(data.skipped) - SHOWN_SKIPPED:,} more rows skipped")
-    store = _open_store(get_settings())
+    store = open_store(get_settings())
     try:
-        with database_errors("; nothing was stored"):
+        with user_errors(database_note="; nothing was stored"):
             result = store.ingest(data, progress=True)
     finally:
         store.close()
     out().print(_summary(result), highlight=False, soft_wrap=True)
 
 
-@app.command()
 def init() -> None:
     """Create the recstack home and the store (migrated to the newest schema)."""
     with user_errors():
         settings = get_settings()
         settings.ensure_home()
-        store = _open_store(settings)
+        store = open_store(settings)
         try:
             stats = store.stats()
         finally:
@@ -164,16 +100,14 @@ def init() -> None:
         )
 
 
-@app.command()
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Counts, density, event types and time range of the store."""
     with user_errors():
-        store = _open_store(get_settings())
+        store = open_store(get_settings())
         try:
-            with database_errors():
-                figures = store.stats()
+            figures = store.stats()
         finally:
             store.close()
         if as_json:
@@ -361,3 +295,11 @@ def datasets_synthetic(
             _ingest(data)
         else:
             err().print(f"generated {data}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``init``, ``stats``, ``ingest ...`` and ``datasets ...`` to the root app."""
+    app.command()(init)
+    app.command()(stats)
+    app.add_typer(ingest_app, name="ingest")
+    app.add_typer(datasets_app, name="datasets")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recstack.evaluation.protocol import EvaluationResult
+from recstack.evaluation.results import EvaluationResult
 
 ACCURACY_METRICS: tuple[str, ...] = ("ndcg", "precision", "recall", "map", "mrr", "hit_rate")
 CURVE_METRICS: tuple[str, ...] = ("ndcg", "precision", "recall")

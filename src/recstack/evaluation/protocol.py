@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +18,7 @@ import scipy.sparse as sp
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
 from recstack.evaluation import metrics as m
+from recstack.evaluation.results import EvaluationResult, ModelResult
 from recstack.models.base import SCORE_BATCH, Recommender
 from recstack.models.catalog import create_model
 from recstack.progress import ProgressTask, track
@@ -28,83 +28,6 @@ PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "leave_last")
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
 DIVERSITY_SOURCES: tuple[str, ...] = ("auto", "genres", "cooccurrence")
 DIVERSITY_SAMPLE = 5_000  # lists scored for diversity (pairwise similarity is the slow metric)
-
-
-@dataclass
-class ModelResult:
-    """How one model did: metrics at k, metrics per cut-off, and timings.
-
-    ``recommended`` (the top lists, item indices) stays in memory for plots and is not
-    serialised.
-    """
-
-    name: str
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    curve: dict[int, dict[str, float]]
-    train_seconds: float
-    predict_seconds: float
-    recommended: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "params": self.params,
-            "metrics": self.metrics,
-            "curve": {str(k): v for k, v in self.curve.items()},
-            "train_seconds": self.train_seconds,
-            "predict_seconds": self.predict_seconds,
-        }
-
-
-@dataclass
-class EvaluationResult:
-    """The outcome of ``evaluate_models``: the protocol, the data and one result per model."""
-
-    protocol: str
-    ratio: float
-    seed: int
-    k: int
-    ks: list[int]
-    min_rating: float | None
-    dataset: dict[str, Any]
-    train_interactions: int
-    test_interactions: int
-    users_evaluated: int
-    users_skipped: int
-    diversity_source: str
-    models: list[ModelResult]
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    item_popularity: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def model(self, name: str) -> ModelResult:
-        """The result of model ``name``."""
-        for result in self.models:
-            if result.name == name:
-                return result
-        raise KeyError(name)
-
-    def best(self, metric: str = "ndcg") -> ModelResult:
-        """The model with the highest ``metric`` at k."""
-        if not self.models:
-            raise ValueError("no models were evaluated")
-        return max(self.models, key=lambda r: r.metrics.get(metric, float("-inf")))
-
-    def to_markdown(self) -> str:
-        """The results table in Markdown (see ``evaluation.report``)."""
-        from recstack.evaluation.report import markdown_table
-
-        return markdown_table(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (arrays left out)."""
-        out = {
-            key: value
-            for key, value in asdict(self).items()
-            if key not in ("models", "item_popularity")
-        }
-        out["models"] = [r.to_dict() for r in self.models]
-        return out
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Evaluation reports: results.json, a Markdown table, a self-contained HTML page and PNGs."""
+"""Evaluation reports: results.json, a Markdown table, a self-contained HTML page and PNGs.
+
+The table itself (``table_rows``, ``markdown_table``) is defined with the results, in
+``evaluation.results``, and re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +12,7 @@ import json
 from pathlib import Path
 
 from recstack.evaluation.plots import write_plots
-from recstack.evaluation.protocol import EvaluationResult
-
-# (metric key, column title pattern; {k} is the cut-off)
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("ndcg", "NDCG@{k}"),
-    ("precision", "P@{k}"),
-    ("recall", "R@{k}"),
-    ("map", "MAP@{k}"),
-    ("map_all_relevant", "MAP@{k} (all rel.)"),
-    ("mrr", "MRR@{k}"),
-    ("hit_rate", "HR@{k}"),
-    ("coverage", "coverage"),
-    ("diversity", "diversity"),
-    ("novelty", "novelty"),
-)
-
-
-def table_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
-    """Header and formatted rows of the results table (one row per model)."""
-    header = ["model"] + [title.format(k=result.k) for _, title in TABLE_COLUMNS] + ["train s"]
-    rows = []
-    for model in result.models:
-        cells = [model.name]
-        cells += [f"{model.metrics.get(key, float('nan')):.4f}" for key, _ in TABLE_COLUMNS]
-        cells.append(f"{model.train_seconds:.2f}")
-        rows.append(cells)
-    return header, rows
-
-
-def markdown_table(result: EvaluationResult) -> str:
-    """The results as a Markdown table."""
-    header, rows = table_rows(result)
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+from recstack.evaluation.results import EvaluationResult, markdown_table, table_rows
 
 
 def summary_line(result: EvaluationResult) -> str:

@@ -13,7 +13,12 @@ import numpy as np
 
 from recstack.index.base import VectorIndex, read_manifest
 from recstack.index.exact import ExactIndex
-from recstack.index.faiss_index import FaissHNSWIndex
+from recstack.index.faiss_index import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    FaissHNSWIndex,
+)
 
 EXACT_THRESHOLD = 50_000  # below this many vectors exact search is fast enough and exact
 
@@ -21,6 +26,9 @@ __all__ = [
     "EXACT_THRESHOLD",
     "ExactIndex",
     "FaissHNSWIndex",
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_EF_SEARCH",
+    "HNSW_M",
     "VectorIndex",
     "load_index",
     "make_index",
@@ -31,9 +39,9 @@ def make_index(
     vectors: np.ndarray,
     threshold: int = EXACT_THRESHOLD,
     *,
-    M: int = 32,  # noqa: N803 - the HNSW literature's name
-    ef_construction: int = 100,
-    ef_search: int = 128,
+    M: int = HNSW_M,  # noqa: N803 - the HNSW literature's name
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_search: int = HNSW_EF_SEARCH,
 ) -> ExactIndex | FaissHNSWIndex:
     """A built index over ``vectors``: exact below ``threshold`` rows, HNSW at or above it."""
     if len(vectors) < threshold:

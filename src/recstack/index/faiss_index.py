@@ -23,6 +23,13 @@ from recstack.index.base import (
     write_manifest,
 )
 
+# HNSW graph settings, the one definition every index builder uses: a sparse graph (M=16)
+# builds fast at every server worker start and, with ef_search=128, still finds >= 0.95 of the
+# exact top-10 (tests/serving measures it on served vectors).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
 EXACT_FILTER_ROWS = 2_048  # allowed sets this small are searched exactly (cheap, exact)
 EXACT_FILTER_FRACTION = 0.02  # ... and so are sets under 2% of the index
 
@@ -46,7 +53,12 @@ class FaissHNSWIndex:
 
     kind = "faiss_hnsw"
 
-    def __init__(self, M: int = 32, ef_construction: int = 100, ef_search: int = 128) -> None:  # noqa: N803
+    def __init__(
+        self,
+        M: int = HNSW_M,  # noqa: N803 - the HNSW literature's name
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_search: int = HNSW_EF_SEARCH,
+    ) -> None:
         self.M = int(M)
         self.ef_construction = int(ef_construction)
         self.ef_search = int(ef_search)

@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
 from recstack.models.base import FactorRecommender, as_histories
+from recstack.models.config import ModelConfig
 from recstack.progress import ProgressTask
 
 
@@ -70,38 +72,43 @@ def als_fold_in(
     return out
 
 
-class ALSRecommender(FactorRecommender):
-    """Matrix factorisation by alternating least squares on implicit feedback.
+class ALSConfig(ModelConfig):
+    """Parameters of ``ALSRecommender``."""
 
-    Params:
-        factors: latent dimensions.
-        regularization: L2 penalty λ on user and item factors.
-        alpha: confidence slope (``c = 1 + alpha * weight``).
-        iterations: ALS sweeps.
-        random_state: seed of the factor initialisation.
-        num_threads: training threads (0 = all cores).
-        use_gpu: train with implicit's CUDA backend (needs a CUDA build of implicit).
-        calculate_training_loss: compute the loss each sweep (shown on the progress bar).
-    """
+    factors: int = Field(64, ge=1, le=4096, description="Latent dimensions.")
+    regularization: float = Field(
+        0.05, ge=0.0, description="L2 penalty lambda on user and item factors."
+    )
+    alpha: float = Field(
+        10.0, ge=0.0, description="Confidence slope: c = 1 + alpha * weight for observed pairs."
+    )
+    iterations: int = Field(15, ge=1, le=1000, description="ALS sweeps over users and items.")
+    random_state: int | None = Field(
+        0, ge=0, description="Seed of the factor initialisation (None: a fresh one each fit)."
+    )
+    num_threads: int = Field(0, ge=0, description="Training threads (0: all cores).")
+    use_gpu: bool = Field(
+        False, description="Train with implicit's CUDA backend (needs a CUDA build of implicit)."
+    )
+    calculate_training_loss: bool = Field(
+        False, description="Compute the loss each sweep (shown on the progress bar)."
+    )
+
+
+class ALSRecommender(FactorRecommender):
+    """Matrix factorisation by alternating least squares on implicit feedback (see
+    ``ALSConfig`` for the parameters)."""
 
     name: ClassVar[str] = "als"
+    config_class: ClassVar[type[ModelConfig]] = ALSConfig
+    config: ALSConfig
     # a known user's vector is their learned factor row, whatever history is passed with it
     uses_history_for_known_users: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 64,
-        "regularization": 0.05,
-        "alpha": 10.0,
-        "iterations": 15,
-        "random_state": 0,
-        "num_threads": 0,
-        "use_gpu": False,
-        "calculate_training_loss": False,
-    }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.user_factors = np.zeros((0, int(self.params["factors"])), dtype=np.float32)
-        self.item_factors = np.zeros((0, int(self.params["factors"])), dtype=np.float32)
+        self.user_factors = np.zeros((0, self.config.factors), dtype=np.float32)
+        self.item_factors = np.zeros((0, self.config.factors), dtype=np.float32)
         self._gram: tuple[np.ndarray, np.ndarray] | None = None  # (item_factors, YᵀY + λI)
 
     def regularized_gram(self) -> np.ndarray:
@@ -115,14 +122,14 @@ class ALSRecommender(FactorRecommender):
         if cached is not None and cached[0] is self.item_factors:
             return cached[1]
         factors = self.item_factors
-        gram = regularized_gram(factors, float(self.params["regularization"]))
+        gram = regularized_gram(factors, self.config.regularization)
         self._gram = (factors, gram)
         return gram
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
-        p = self.params
-        confidence = confidence_matrix(dataset.matrix, float(p["alpha"]))
-        iterations = int(p["iterations"])
+        c = self.config
+        confidence = confidence_matrix(dataset.matrix, c.alpha)
+        iterations = c.iterations
         factory = self._implicit_factory()  # import first: threadpool_limits only sees loaded BLAS
         with (
             threadpool_limits(1, "blas"),
@@ -136,7 +143,7 @@ class ALSRecommender(FactorRecommender):
                     task.update(description=f"als: training (loss {loss:.4f})")
 
             model.fit(confidence, show_progress=False, callback=on_iteration)
-        if p["use_gpu"]:
+        if c.use_gpu:
             model = model.to_cpu()
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
@@ -144,7 +151,7 @@ class ALSRecommender(FactorRecommender):
 
     def _implicit_factory(self) -> Any:
         """implicit's CPU or GPU ALS class (a ConfigError if the GPU one cannot run here)."""
-        if self.params["use_gpu"]:
+        if self.config.use_gpu:
             import implicit.gpu
 
             if not implicit.gpu.HAS_CUDA:
@@ -158,46 +165,32 @@ class ALSRecommender(FactorRecommender):
 
     def _implicit_kwargs(self) -> dict[str, Any]:
         """implicit's parameters; alpha is applied by ``confidence_matrix`` (implicit's is 1)."""
-        p = self.params
+        c = self.config
         kwargs: dict[str, Any] = {
-            "factors": int(p["factors"]),
-            "regularization": float(p["regularization"]),
+            "factors": c.factors,
+            "regularization": c.regularization,
             "alpha": 1.0,
-            "iterations": int(p["iterations"]),
-            "calculate_training_loss": bool(p["calculate_training_loss"]),
-            "random_state": p["random_state"],
+            "iterations": c.iterations,
+            "calculate_training_loss": c.calculate_training_loss,
+            "random_state": c.random_state,
         }
-        if not p["use_gpu"]:
-            kwargs["num_threads"] = int(p["num_threads"])
+        if not c.use_gpu:
+            kwargs["num_threads"] = c.num_threads
         return kwargs
 
     # ---- vectors ----------------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
         return self.item_factors
 
-    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """Learned factors for known users (``0 <= users < n_users``), fold-in for the rest.
-
-        When every row is a known user the histories are not even looked at (the serving hot
-        path asks for one known user per request).
-        """
-        known = known_rows(users, histories.shape[0], len(self.user_factors))
-        if len(known) and known.all():
-            rows = np.asarray(users, dtype=np.int64)
-            return np.asarray(self.user_factors)[rows].astype(np.float32, copy=False)
-        h = as_histories(histories, self.n_items)
-        out = np.empty((h.shape[0], self.item_factors.shape[1]), dtype=np.float32)
-        if known.any():
-            out[known] = self.user_factors[np.asarray(users)[known]]
-        if not known.all():
-            out[~known] = als_fold_in(
-                h[~known],
-                self.item_factors,
-                float(self.params["regularization"]),
-                float(self.params["alpha"]),
-                gram=self.regularized_gram(),
-            )
-        return out
+    def fold_in_vectors(self, histories: sp.csr_matrix) -> np.ndarray:
+        """Exact ALS solutions against the fixed item factors (``als_fold_in``)."""
+        return als_fold_in(
+            histories,
+            self.item_factors,
+            self.config.regularization,
+            self.config.alpha,
+            gram=self.regularized_gram(),
+        )
 
     def explain(self, history: sp.csr_matrix, item: int, top: int = 3) -> list[tuple[int, float]]:
         """Exact split of the folded-in score: ``c_j · y_itemᵀ A⁻¹ y_j`` per history item ``j``.
@@ -209,7 +202,7 @@ class ALSRecommender(FactorRecommender):
         if h.nnz == 0:
             return []
         y = self.item_factors
-        alpha = float(self.params["alpha"])
+        alpha = self.config.alpha
         w = alpha * h.data.astype(np.float64)
         yh = np.asarray(y[h.indices], dtype=np.float64)
         a = self.regularized_gram() + (yh.T * w) @ yh
@@ -225,11 +218,3 @@ class ALSRecommender(FactorRecommender):
         self.user_factors = state["user_factors"]
         self.item_factors = state["item_factors"]
         self._gram = None
-
-
-def known_rows(users: np.ndarray | None, n_rows: int, n_users: int) -> np.ndarray:
-    """Boolean per row: has a training index with learned factors."""
-    if users is None:
-        return np.zeros(n_rows, dtype=bool)
-    u = np.asarray(users, dtype=np.int64)
-    return (u >= 0) & (u < n_users)

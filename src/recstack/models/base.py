@@ -5,19 +5,25 @@ matrix. Known users may also pass their training index so factor models use lear
 a user the model never saw (index -1) is scored by ``fold_in`` from the history alone. The
 same ``recommend`` does exclusion, attribute filters and top-k for every model.
 
-Artifacts are a directory: ``model.json`` (class, params, meta) plus one ``.npy`` per array
+Parameters live in one typed, validated config per model (``config_class``, see
+``recstack.models.config``); ``get_params``/``from_params`` turn it into the flat dict that the
+CLI, the admin API, tuning, MLflow and TOML files exchange.
+
+Artifacts are a directory: ``model.json`` (model name, params, meta) plus one ``.npy`` per array
 (sparse matrices as ``name.data/indices/indptr/shape``), so they load with ``mmap_mode='r'`` and
-several server workers share one copy of the arrays. No pickle.
+several server workers share one copy of the arrays. No pickle. The class is found again by the
+saved name through the catalogue's table (``recstack.models.names``, which
+``recstack.models.catalog`` serves), never by importing a path read from the file.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import json
 import platform
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +35,14 @@ import scipy.sparse as sp
 import recstack
 from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
+from recstack.errors import ConfigError
+from recstack.models.config import (
+    ModelConfig,
+    config_defaults,
+    config_from_defaults,
+    parse_config,
+)
+from recstack.models.names import MODELS, resolve
 
 SCORE_BATCH = 1024  # rows scored densely at once; bounds memory at SCORE_BATCH x n_items floats
 
@@ -108,22 +122,45 @@ def as_histories(histories: sp.spmatrix | np.ndarray, n_items: int) -> sp.csr_ma
 
 
 class Recommender(ABC):
-    """Base of every model. Subclasses set ``name``, ``defaults`` and implement
-    ``_fit``, ``score``, ``similar_items`` (or ``item_vectors``) and ``_state``/``_set_state``."""
+    """Base of every model. Subclasses set ``name`` and ``config_class`` and implement
+    ``_fit``, ``score``, ``similar_items`` (or ``item_vectors``) and ``_state``/``_set_state``.
+
+    ``defaults`` is derived from ``config_class``. A subclass that declares only a
+    ``defaults`` dict gets an untyped config built from it, so small hand-written models need
+    no pydantic class.
+    """
 
     name: ClassVar[str] = "base"
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
     defaults: ClassVar[dict[str, Any]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_class" in cls.__dict__:
+            cls.defaults = config_defaults(cls.config_class)
+        elif "defaults" in cls.__dict__:
+            cls.config_class = config_from_defaults(cls.__name__, cls.defaults)
+
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.defaults)}"
-            )
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.config: ModelConfig = parse_config(type(self).config_class, self.name, params)
         self.users: IdMap = IdMap()
         self.items: IdMap = IdMap()
-        self.meta = ArtifactMeta(model=self.name, params=dict(self.params))
+        self.meta = ArtifactMeta(model=self.name, params=self.get_params())
+
+    # ---- parameters ----------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Every parameter as a flat dict (a copy): what ``from_params`` takes back."""
+        return self.config.model_dump()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Read-only view of ``get_params()``, kept for callers that read ``model.params``."""
+        return self.get_params()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Self:
+        """A new unfitted model from a flat dict; an ``InvalidParamsError`` names bad keys."""
+        return cls(**dict(params))
 
     # ---- training ------------------------------------------------------------------------------
     def fit(self, dataset: Dataset, progress: bool = False) -> Self:
@@ -133,7 +170,7 @@ class Recommender(ABC):
         self._fit(dataset, progress=progress)
         self.meta = ArtifactMeta(
             model=self.name,
-            params=dict(self.params),
+            params=self.get_params(),
             data_fingerprint=dataset.fingerprint,
             n_users=dataset.n_users,
             n_items=dataset.n_items,
@@ -258,6 +295,7 @@ class Recommender(ABC):
         """Restore from ``_state()`` output (arrays may be read-only memory maps)."""
 
     def save(self, directory: Path | str) -> Path:
+        """Write the artifact directory (``model.json``, ids, one ``.npy`` per array)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         arrays: list[str] = []
@@ -277,7 +315,7 @@ class Recommender(ABC):
         manifest = {
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "name": self.name,
-            "params": self.params,
+            "params": self.get_params(),
             "arrays": arrays,
             "sparse": sparse,
             "meta": asdict(self.meta),
@@ -287,14 +325,15 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory: Path | str, mmap: bool = True) -> Recommender:
-        """Load any saved model (the class comes from ``model.json``); arrays memory-mapped."""
+        """Load any saved model, arrays memory-mapped.
+
+        The class is the catalogue's entry for the saved model name (or ``cls`` itself when it
+        is the class that saved it), so an artifact can only instantiate a known model.
+        """
         d = Path(directory)
         manifest = json.loads((d / "model.json").read_text())
-        module, qual = manifest["class"].split(":")
-        klass = getattr(importlib.import_module(module), qual)
-        if not (isinstance(klass, type) and issubclass(klass, cls)):
-            raise TypeError(f"{manifest['class']} is not a {cls.__name__}")
-        model = klass(**manifest["params"])
+        klass = cls._saved_class(manifest, d)
+        model = klass.from_params(manifest.get("params") or {})
         mode = "r" if mmap else None
         state: dict[str, np.ndarray | sp.csr_matrix] = {
             key: np.load(d / f"{key}.npy", mmap_mode=mode) for key in manifest["arrays"]
@@ -311,20 +350,69 @@ class Recommender(ABC):
         model._set_state(state)
         return model
 
+    @classmethod
+    def _saved_class(cls, manifest: Mapping[str, Any], directory: Path) -> type[Recommender]:
+        """The class an artifact's ``model.json`` names, checked to be a ``cls``."""
+        name = manifest.get("name")
+        if not isinstance(name, str):  # a manifest without a name: match its class path
+            path = str(manifest.get("class", ""))
+            name = next((key for key, value in MODELS.items() if value == path), None)
+            if name is None:
+                raise ConfigError(f"{directory / 'model.json'}: names no model ({path!r})")
+        if name == cls.name and not getattr(cls, "__abstractmethods__", None):
+            return cls
+        try:
+            klass = resolve(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{directory / 'model.json'}: saved model: {exc}") from None
+        if not issubclass(klass, cls):
+            raise ConfigError(
+                f"{directory / 'model.json'} holds a {name!r} model, not a {cls.__name__}"
+            )
+        return klass
+
 
 class FactorRecommender(Recommender):
     """A model whose scores are ``user_vector . item_vector`` (ALS, BPR, two-tower, content).
 
     The serving engine uses ``item_vectors`` with an ANN index and ``user_vectors`` per request.
+    Models that learn one factor row per training user (ALS, BPR) keep it in ``user_factors``
+    and implement ``fold_in_vectors``; the inherited ``user_vectors`` combines the two. Models
+    whose user vector is computed another way override ``user_vectors`` instead.
     """
+
+    user_factors: np.ndarray
 
     @abstractmethod
     def item_vectors(self) -> np.ndarray:
         """``(n_items, d)`` float32 item vectors."""
 
-    @abstractmethod
+    def fold_in_vectors(self, histories: sp.csr_matrix) -> np.ndarray:
+        """``(n, d)`` vectors of users the model never saw, from their histories alone."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement fold_in_vectors or override user_vectors"
+        )
+
     def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """``(n, d)`` float32 user vectors: learned for known users, folded in for the rest."""
+        """``(n, d)`` float32 user vectors: learned for known users, folded in for the rest.
+
+        A known user is a training index ``0 <= users[r] < len(user_factors)``; their learned
+        row is used whatever history comes with it. When every row is a known user the
+        histories are not even looked at (the serving hot path asks for one known user per
+        request).
+        """
+        factors = self.user_factors
+        known = known_rows(users, histories.shape[0], len(factors))
+        if len(known) and known.all():
+            rows = np.asarray(users, dtype=np.int64)
+            return np.asarray(factors)[rows].astype(np.float32, copy=False)
+        h = as_histories(histories, self.n_items)
+        out = np.empty((h.shape[0], np.asarray(self.item_vectors()).shape[1]), dtype=np.float32)
+        if known.any():
+            out[known] = factors[np.asarray(users, dtype=np.int64)[known]]
+        if not known.all():
+            out[~known] = self.fold_in_vectors(h[~known])
+        return out
 
     def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         return self.user_vectors(as_histories(histories, self.n_items), None)
@@ -342,6 +430,18 @@ class FactorRecommender(Recommender):
         norms = np.linalg.norm(v, axis=1)
         norms[norms == 0] = 1.0
         return (v[items] / norms[items, None]) @ (v / norms[:, None]).T
+
+
+def known_rows(users: np.ndarray | None, n_rows: int, n_users: int) -> np.ndarray:
+    """Boolean per row: has a training index with learned factors.
+
+    >>> known_rows(np.array([0, -1, 5]), 3, 5).tolist()
+    [True, False, False]
+    """
+    if users is None:
+        return np.zeros(n_rows, dtype=bool)
+    u = np.asarray(users, dtype=np.int64)
+    return (u >= 0) & (u < n_users)
 
 
 def _mask_sparse(scores: np.ndarray, mask: sp.csr_matrix) -> None:

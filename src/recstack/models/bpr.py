@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
-from recstack.models.als import known_rows
-from recstack.models.base import FactorRecommender, as_histories
+from recstack.models.base import FactorRecommender
+from recstack.models.config import ModelConfig
 from recstack.progress import ProgressTask
 
 
@@ -73,62 +74,68 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-class BPRRecommender(FactorRecommender):
-    """Pairwise-ranking matrix factorisation.
+class BPRConfig(ModelConfig):
+    """Parameters of ``BPRRecommender``."""
 
-    Params:
-        factors: latent dimensions (the vectors carry one more column for the item bias).
-        learning_rate: SGD step size (also the fold-in step size).
-        regularization: L2 penalty.
-        iterations: training epochs.
-        random_state: seed of initialisation, sampling and fold-in negatives.
-        num_threads: training threads (0 = all cores; more than one makes SGD order, and so
-            the exact factors, vary between runs).
-        fold_in_steps: gradient steps when folding in an unknown user.
-        fold_in_negatives: negatives sampled per user per fold-in step.
-    """
+    factors: int = Field(
+        64, ge=1, le=4096, description="Latent dimensions (vectors carry one more: the bias)."
+    )
+    learning_rate: float = Field(
+        0.01, gt=0.0, le=10.0, description="SGD step size (also the fold-in step size)."
+    )
+    regularization: float = Field(0.01, ge=0.0, description="L2 penalty on the factors.")
+    iterations: int = Field(100, ge=1, le=10_000, description="Training epochs.")
+    random_state: int | None = Field(
+        0, ge=0, description="Seed of initialisation, sampling and fold-in negatives."
+    )
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="Training threads (0: all cores; more than one makes SGD order, and so the "
+        "exact factors, vary between runs).",
+    )
+    fold_in_steps: int = Field(
+        50, ge=0, description="Gradient steps when folding in a user the model never saw."
+    )
+    fold_in_negatives: int = Field(
+        32, ge=1, description="Negatives sampled per user per fold-in step."
+    )
+
+
+class BPRRecommender(FactorRecommender):
+    """Pairwise-ranking matrix factorisation (see ``BPRConfig`` for the parameters)."""
 
     name: ClassVar[str] = "bpr"
+    config_class: ClassVar[type[ModelConfig]] = BPRConfig
+    config: BPRConfig
     # a known user's vector is their learned factor row, whatever history is passed with it
     uses_history_for_known_users: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 64,
-        "learning_rate": 0.01,
-        "regularization": 0.01,
-        "iterations": 100,
-        "random_state": 0,
-        "num_threads": 0,
-        "fold_in_steps": 50,
-        "fold_in_negatives": 32,
-    }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if int(self.params["fold_in_negatives"]) < 1:
-            raise ValueError("bpr: fold_in_negatives must be at least 1")
-        d = int(self.params["factors"]) + 1
+        d = self.config.factors + 1
         self.user_factors = np.zeros((0, d), dtype=np.float32)
         self.item_factors = np.zeros((0, d), dtype=np.float32)
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking  # before limiting BLAS threads
 
-        p = self.params
+        c = self.config
         matrix = dataset.matrix
         if matrix.nnz == 0:
             raise ConfigError("bpr: the dataset has no interactions to learn from")
-        iterations = int(p["iterations"])
+        iterations = c.iterations
         with (
             threadpool_limits(1, "blas"),
             ProgressTask("bpr: training", total=iterations, enabled=progress) as task,
         ):
             model = BayesianPersonalizedRanking(
-                factors=int(p["factors"]),
-                learning_rate=float(p["learning_rate"]),
-                regularization=float(p["regularization"]),
+                factors=c.factors,
+                learning_rate=c.learning_rate,
+                regularization=c.regularization,
                 iterations=iterations,
-                num_threads=int(p["num_threads"]),
-                random_state=p["random_state"],
+                num_threads=c.num_threads,
+                random_state=c.random_state,
             )
             model.fit(matrix, show_progress=False, callback=lambda *_: task.advance(1))
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
@@ -138,31 +145,18 @@ class BPRRecommender(FactorRecommender):
         """``(n_items, factors + 1)``: factors then the item bias."""
         return self.item_factors
 
-    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """``(n, factors + 1)``: learned for known users, BPR fold-in for the rest; last column 1.
-
-        When every row is a known user the histories are not even looked at.
-        """
-        known = known_rows(users, histories.shape[0], len(self.user_factors))
-        if len(known) and known.all():
-            rows = np.asarray(users, dtype=np.int64)
-            return np.asarray(self.user_factors)[rows].astype(np.float32, copy=False)
-        h = as_histories(histories, self.n_items)
-        out = np.empty((h.shape[0], self.item_factors.shape[1]), dtype=np.float32)
-        if known.any():
-            out[known] = self.user_factors[np.asarray(users)[known]]
-        if not known.all():
-            p = self.params
-            out[~known] = bpr_fold_in(
-                h[~known],
-                self.item_factors,
-                learning_rate=float(p["learning_rate"]),
-                regularization=float(p["regularization"]),
-                steps=int(p["fold_in_steps"]),
-                negatives=int(p["fold_in_negatives"]),
-                seed=int(p["random_state"] or 0),
-            )
-        return out
+    def fold_in_vectors(self, histories: sp.csr_matrix) -> np.ndarray:
+        """``(n, factors + 1)`` BPR fold-in (``bpr_fold_in``); the last column is 1."""
+        c = self.config
+        return bpr_fold_in(
+            histories,
+            self.item_factors,
+            learning_rate=c.learning_rate,
+            regularization=c.regularization,
+            steps=c.fold_in_steps,
+            negatives=c.fold_in_negatives,
+            seed=c.random_state or 0,
+        )
 
     def similarity_vectors(self) -> np.ndarray:
         """The factor parts (the bias column says popularity, not likeness)."""

@@ -14,14 +14,19 @@ use the text columns only.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
 from recstack.models.base import FactorRecommender, as_histories
+from recstack.models.config import ModelConfig
 from recstack.models.text_encoder import TEXT_DIM, encode_texts, item_texts
 
 SECONDS_PER_DAY = 86_400.0
@@ -53,6 +58,24 @@ def popularity_prior(dataset: Dataset) -> np.ndarray:
     return (np.log1p(users) / top if top > 0 else users).astype(np.float32)
 
 
+class ContentConfig(ModelConfig):
+    """Parameters of ``ContentRecommender``."""
+
+    batch_size: int = Field(256, ge=1, description="Texts encoded per forward pass.")
+    half_life_days: float | None = Field(
+        None,
+        gt=0.0,
+        description="Age at which an interaction counts half in the fitted user profiles "
+        "(None: no decay).",
+    )
+    popularity_weight: float = Field(
+        0.25,
+        ge=0.0,
+        description="Weight of the popularity prior against the text cosine (0: text only); a "
+        "user with no history is then ranked by popularity alone.",
+    )
+
+
 class ContentRecommender(FactorRecommender):
     """Text-embedding recommender (all-MiniLM-L6-v2 over title, text and category words).
 
@@ -60,21 +83,13 @@ class ContentRecommender(FactorRecommender):
     A user is the normalised weighted mean of their history's item vectors (weights are the
     history values). Known users with an empty history row fall back to the profile learned at
     fit time, where each interaction's weight decays with its age when ``half_life_days`` is set.
-
-    Params:
-        batch_size: texts encoded per forward pass.
-        half_life_days: age at which an interaction counts half in the fitted user profiles
-            (None: no decay).
-        popularity_weight: weight of the popularity prior against the text cosine (0: text
-            only). A user with no history is then ranked by popularity alone.
+    It implements ``TextSearchable`` (free-text search and catalogue growth). Parameters:
+    ``ContentConfig``.
     """
 
     name: ClassVar[str] = "content"
-    defaults: ClassVar[dict[str, Any]] = {
-        "batch_size": 256,
-        "half_life_days": None,
-        "popularity_weight": 0.25,
-    }
+    config_class: ClassVar[type[ModelConfig]] = ContentConfig
+    config: ContentConfig
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -90,10 +105,10 @@ class ContentRecommender(FactorRecommender):
                 "the content model needs item text: give items a title, text or categorical "
                 "attributes (item metadata) before fitting it"
             )
-        text = encode_texts(texts, batch_size=int(self.params["batch_size"]), progress=progress)
+        text = encode_texts(texts, batch_size=self.config.batch_size, progress=progress)
         self._item_vectors = np.hstack([text, popularity_prior(dataset)[:, None]])
         weight = dataset.weight.astype(np.float64)
-        half_life = self.params["half_life_days"]
+        half_life = self.config.half_life_days
         if half_life and dataset.n_interactions:
             last_seen = np.zeros(dataset.n_users, dtype=np.int64)
             np.maximum.at(last_seen, dataset.user_idx, dataset.timestamp)
@@ -128,29 +143,43 @@ class ContentRecommender(FactorRecommender):
             known = (users >= 0) & (users < len(self._user_profiles))
             fallback = np.flatnonzero(empty & known)
             text[fallback] = self._user_profiles[users[fallback]]
-        prior = np.full((len(text), 1), float(self.params["popularity_weight"]), np.float32)
+        prior = np.full((len(text), 1), self.config.popularity_weight, np.float32)
         return np.hstack([text, prior])
 
     # ---- catalogue growth and search -----------------------------------------------------------
-    def add_items(self, ids: list[str], texts: list[str]) -> np.ndarray:
-        """Add (or re-describe) catalogue items from their text; returns their indices.
+    def add_items(self, item_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """Add (or re-describe) catalogue items from their text, in place; returns their indices.
 
         New ids are appended to ``items``; an id already known gets its vector replaced by the
-        embedding of the new text. Both are scored and similar-able immediately.
+        embedding of the new text. Both are scored and similar-able immediately. Arrays are
+        replaced, never written into, so a copy made before the call (``with_items``) and
+        memory-mapped arrays stay as they were.
         """
-        if len(ids) != len(texts):
-            raise ValueError(f"add_items got {len(ids)} ids but {len(texts)} texts")
-        if not ids:
+        item_ids, texts = list(item_ids), list(texts)
+        if len(item_ids) != len(texts):
+            raise ValueError(f"add_items got {len(item_ids)} ids but {len(texts)} texts")
+        if not item_ids:
             return np.zeros(0, dtype=np.int64)
-        new_vectors = encode_texts(list(texts), batch_size=int(self.params["batch_size"]))
-        self.items = self.items.extend(ids)
+        new_vectors = encode_texts(texts, batch_size=self.config.batch_size)
+        self.items = self.items.extend(item_ids)
         grown = np.zeros((len(self.items), TEXT_DIM + 1), dtype=np.float32)
         grown[: len(self._item_vectors)] = self._item_vectors
-        indices = self.items.indices(ids)
+        indices = self.items.indices(item_ids)
         grown[indices, :TEXT_DIM] = new_vectors  # a repeated id keeps its last text; new: prior 0
         self._item_vectors = grown
         self.meta.n_items = len(self.items)
         return indices
+
+    def with_items(self, item_ids: Sequence[str], texts: Sequence[str]) -> Self:
+        """A copy that also covers ``item_ids`` (see ``add_items``); this model is untouched.
+
+        The copy shares the unchanged arrays (user profiles, a memory-mapped artifact), so
+        growing a served model by one item costs one item vector array, not a reload.
+        """
+        grown = copy.copy(self)
+        grown.meta = replace(self.meta)
+        grown.add_items(item_ids, texts)
+        return grown
 
     def encode_query(self, text: str) -> np.ndarray:
         """Unit-length ``(384,)`` query embedding; ``similarity_vectors() @ q`` ranks items."""

@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
 from recstack.models.base import Recommender, as_histories
+from recstack.models.config import ModelConfig
 from recstack.progress import ProgressTask
 
 FLOAT64_MAX_ITEMS = 4_000  # below this the inverse is done in float64 (cheap and exact)
@@ -65,27 +67,38 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     return np.ascontiguousarray(p, dtype=np.float32)
 
 
-class EASERecommender(Recommender):
-    """Embarrassingly Shallow Autoencoder; exact, no training loop, dense item x item weights.
+class EASEConfig(ModelConfig):
+    """Parameters of ``EASERecommender``."""
 
-    Params:
-        l2: ridge regularisation λ; None picks ``auto_l2`` from the data (about 500 on
-            MovieLens-100K).
-        max_items: the largest catalogue EASE will model (``B`` needs ``4·n²`` bytes, plus as
-            much again while fitting).
-        top_items: when the catalogue exceeds ``max_items``, model only the ``max_items`` most
-            popular items instead of refusing; other items then score below every modelled
-            item (they are returned only when nothing modelled is eligible).
-        num_threads: BLAS/LAPACK threads while fitting (0 = library default).
-    """
+    l2: float | None = Field(
+        None,
+        gt=0.0,
+        description="Ridge regularisation lambda; None picks auto_l2 from the data (about 500 "
+        "on MovieLens-100K).",
+    )
+    max_items: int = Field(
+        20_000,
+        ge=1,
+        description="The largest catalogue EASE will model (B needs 4*n^2 bytes, plus as much "
+        "again while fitting).",
+    )
+    top_items: bool = Field(
+        False,
+        description="When the catalogue exceeds max_items, model only the max_items most "
+        "popular items instead of refusing; other items then score below every modelled item.",
+    )
+    num_threads: int = Field(
+        0, ge=0, description="BLAS/LAPACK threads while fitting (0: library default)."
+    )
+
+
+class EASERecommender(Recommender):
+    """Embarrassingly Shallow Autoencoder; exact, no training loop, dense item x item weights
+    (see ``EASEConfig`` for the parameters)."""
 
     name: ClassVar[str] = "ease"
-    defaults: ClassVar[dict[str, Any]] = {
-        "l2": None,
-        "max_items": 20_000,
-        "top_items": False,
-        "num_threads": 0,
-    }
+    config_class: ClassVar[type[ModelConfig]] = EASEConfig
+    config: EASEConfig
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -95,10 +108,10 @@ class EASERecommender(Recommender):
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         n_items = dataset.n_items
-        max_items = int(self.params["max_items"])
+        max_items = self.config.max_items
         x = dataset.matrix
         if n_items > max_items:
-            if not self.params["top_items"]:
+            if not self.config.top_items:
                 raise ConfigError(
                     f"ease: the catalogue has {n_items:,} items but max_items is {max_items:,}; "
                     f"EASE needs a dense {n_items:,} x {n_items:,} matrix "
@@ -115,9 +128,9 @@ class EASERecommender(Recommender):
             dtype = np.float64 if len(modelled) <= FLOAT64_MAX_ITEMS else np.float32
             gram = (x_kept.T @ x_kept).toarray().astype(dtype, copy=False)
             task.advance(1)
-            l2 = self.params["l2"]
+            l2 = self.config.l2
             self.l2 = np.array([auto_l2(np.diag(gram)) if l2 is None else l2], dtype=np.float64)
-            threads = int(self.params["num_threads"])
+            threads = self.config.num_threads
             limits = threadpool_limits(threads, "blas") if threads > 0 else nullcontext()
             with limits:
                 self.weights = ease_weights(np.ascontiguousarray(gram), float(self.l2[0]))

@@ -6,10 +6,29 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from recstack.data.dataset import Dataset
 from recstack.models.base import Recommender, as_histories
+from recstack.models.config import ModelConfig
 from recstack.models.similarity import cosine_topk
+
+
+class ItemKNNConfig(ModelConfig):
+    """Parameters of ``ItemKNNRecommender``."""
+
+    k_neighbors: int = Field(100, ge=1, description="Neighbours kept per item.")
+    shrink: float = Field(
+        10.0,
+        ge=0.0,
+        description="Added to the cosine denominator; damps similarities built on few "
+        "co-occurrences.",
+    )
+    normalize: bool = Field(
+        False,
+        description="Scale each item's kept similarities to sum to 1, so every history item "
+        "casts the same total vote however similar its neighbourhood is.",
+    )
 
 
 class ItemKNNRecommender(Recommender):
@@ -19,35 +38,27 @@ class ItemKNNRecommender(Recommender):
     user x item matrix, kept only for each item ``j``'s ``k_neighbors`` best neighbours, so
     ``S`` is sparse and the model scales to large catalogues. A history item ``j`` therefore
     votes for its neighbours with weight ``S[j, i] * h_j``, and ``explain`` reports exactly
-    those votes. Unknown users need no fold-in: the history is the user.
-
-    Params:
-        k_neighbors: neighbours kept per item.
-        shrink: added to the cosine denominator; damps similarities built on few co-occurrences.
-        normalize: scale each item's kept similarities to sum to 1, so every history item
-            casts the same total vote however similar its neighbourhood is.
+    those votes. Unknown users need no fold-in: the history is the user. Parameters:
+    ``ItemKNNConfig``.
     """
 
     name: ClassVar[str] = "itemknn"
-    defaults: ClassVar[dict[str, Any]] = {"k_neighbors": 100, "shrink": 10.0, "normalize": False}
+    config_class: ClassVar[type[ModelConfig]] = ItemKNNConfig
+    config: ItemKNNConfig
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if int(self.params["k_neighbors"]) < 1:
-            raise ValueError("itemknn: k_neighbors must be at least 1")
-        if float(self.params["shrink"]) < 0:
-            raise ValueError("itemknn: shrink must be non-negative")
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         sim = cosine_topk(
             dataset.matrix,
-            int(self.params["k_neighbors"]),
-            shrink=float(self.params["shrink"]),
+            self.config.k_neighbors,
+            shrink=self.config.shrink,
             progress=progress,
             description="itemknn: similarities",
         )
-        if self.params["normalize"]:
+        if self.config.normalize:
             sums = np.asarray(sim.sum(axis=1)).ravel()
             sums[sums == 0] = 1.0
             sim = sp.csr_matrix(sp.diags(1.0 / sums).astype(np.float32) @ sim)

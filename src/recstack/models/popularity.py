@@ -6,9 +6,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from recstack.data.dataset import Dataset
 from recstack.models.base import Recommender
+from recstack.models.config import ModelConfig
 from recstack.models.similarity import cosine_topk
 
 SECONDS_PER_DAY = 86_400.0
@@ -40,22 +42,33 @@ def decayed_popularity(dataset: Dataset, half_life_days: float | None) -> np.nda
     return np.bincount(items, weights=weights, minlength=dataset.n_items).astype(np.float32)
 
 
+class PopularityConfig(ModelConfig):
+    """Parameters of ``PopularityRecommender``."""
+
+    half_life_days: float | None = Field(
+        None,
+        gt=0.0,
+        description="Exponential time decay of each user's interest, relative to the latest "
+        "timestamp in the data (None: every user counts fully).",
+    )
+    similar_neighbors: int = Field(
+        50, ge=0, description="Neighbours kept per item for similar_items (0: popularity order)."
+    )
+
+
 class PopularityRecommender(Recommender):
     """Scores every item by its (optionally time-decayed) count of distinct users.
 
     The score ignores the history, so every user gets the same ranking minus what they have
     seen. ``similar_items`` uses item-item cosine co-occurrence, keeping the
     ``similar_neighbors`` best neighbours per item (a sparse matrix, cheap to store); with
-    ``similar_neighbors=0`` it falls back to the popularity ranking.
-
-    Params:
-        half_life_days: exponential time decay of each user's interest, relative to the latest
-            timestamp in the data; None counts every user fully.
-        similar_neighbors: neighbours kept per item for ``similar_items`` (0 disables).
+    ``similar_neighbors=0`` it falls back to the popularity ranking. Parameters:
+    ``PopularityConfig``.
     """
 
     name: ClassVar[str] = "popularity"
-    defaults: ClassVar[dict[str, Any]] = {"half_life_days": None, "similar_neighbors": 50}
+    config_class: ClassVar[type[ModelConfig]] = PopularityConfig
+    config: PopularityConfig
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -63,8 +76,8 @@ class PopularityRecommender(Recommender):
         self.cooccurrence = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
-        self.popularity = decayed_popularity(dataset, self.params["half_life_days"])
-        neighbors = int(self.params["similar_neighbors"])
+        self.popularity = decayed_popularity(dataset, self.config.half_life_days)
+        neighbors = self.config.similar_neighbors
         if neighbors > 0:
             binary = dataset.matrix.copy()
             binary.data[:] = 1.0

@@ -143,7 +143,7 @@ class ModelRegistry:
             **{f"recstack.data.{key}": str(value) for key, value in stats.items()},
             **{str(key): str(value) for key, value in (tags or {}).items()},
         }
-        params = {"model": model.name, **{k: _param_text(v) for k, v in model.params.items()}}
+        params = {"model": model.name, **{k: _param_text(v) for k, v in model.get_params().items()}}
         now = int(datetime.now(UTC).timestamp() * 1000)
         run = self.client.create_run(
             self._experiment_id(),

@@ -1,1 +1,2 @@
-"""recstack.serving."""
+"""Serving, in three layers: ``engine`` (in-memory scoring) < ``runtime`` (one app instance) <
+``api`` (HTTP)."""

@@ -5,12 +5,14 @@ A model's test module subclasses ``RecommenderContract`` and names a factory::
     class TestALSContract(RecommenderContract):
         model_factory = staticmethod(lambda: ALSRecommender(factors=16, iterations=5))
 
-and inherits tests for fitting, the shape and order of ``recommend``, exclusion and filters,
-padding, determinism, fold-in for unknown users, empty histories, ``similar_items``,
-``explain``, save/load (memory-mapped too) and a quality floor against popularity on a
-held-out split. The data defaults to ``planted_dataset()`` (users favour the items of one of
-four clusters, named by the ``genres`` attribute), small enough that the whole contract runs
-in a few seconds for a light model.
+and inherits tests for the typed config (``get_params``/``from_params`` round trip, unknown
+and out-of-range parameters rejected with a ``ConfigError`` naming the valid ones), fitting,
+the shape and order of ``recommend``, exclusion and filters, padding, determinism, fold-in for
+unknown users, empty histories, ``similar_items``, ``explain``, save/load (memory-mapped too,
+config included) and a quality floor against popularity on a held-out split. The data
+defaults to ``planted_dataset()`` (users favour the items of one of four clusters, named by the
+``genres`` attribute), small enough that the whole contract runs in a few seconds for a light
+model.
 
 Class attributes tune the contract for models that legitimately differ:
 
@@ -28,17 +30,20 @@ not mutate it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from recstack.data.dataset import Dataset
+from recstack.errors import ConfigError
 from recstack.models.base import Recommender
-from recstack.models.catalog import model_class
+from recstack.models.catalog import config_class, model_class, validate_params
+from recstack.models.config import ModelConfig, field_bounds
 from recstack.testing.data import planted_dataset
 
 HOLDOUT_PER_USER = 3
@@ -79,6 +84,21 @@ def item_clusters(dataset: Dataset) -> np.ndarray | None:
     labels = [g[0] if isinstance(g, list | tuple) and g else str(g) for g in genres]
     _, codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
     return codes.astype(np.int64)
+
+
+def out_of_range_value(config: type[ModelConfig]) -> tuple[str, Any] | None:
+    """A parameter with a declared bound and a value just outside it, or None if none has one."""
+    for name in config.model_fields:
+        bounds = field_bounds(config, name)
+        if "ge" in bounds:
+            return name, bounds["ge"] - 1
+        if "gt" in bounds:
+            return name, bounds["gt"] - 1
+        if "le" in bounds:
+            return name, bounds["le"] + 1
+        if "lt" in bounds:
+            return name, bounds["lt"] + 1
+    return None
 
 
 def _history_rows(item_lists: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -146,10 +166,62 @@ class RecommenderContract:
         assert meta.params == contract_model.params
 
     def test_registered_in_catalog_with_defaults(self, contract_model) -> None:
-        assert model_class(contract_model.name) is type(contract_model)
-        assert set(contract_model.params) == set(type(contract_model).defaults)
-        with pytest.raises(ValueError, match="unknown parameter"):
-            type(contract_model)(no_such_parameter_xyz=1)
+        klass = type(contract_model)
+        assert model_class(contract_model.name) is klass
+        assert config_class(contract_model.name) is klass.config_class
+        assert set(contract_model.params) == set(klass.defaults)
+        assert klass().get_params() == klass.defaults
+
+    # ---- typed config ------------------------------------------------------------------------
+    def test_config_is_typed_and_documented(self, contract_model) -> None:
+        config = type(contract_model).config_class
+        assert issubclass(config, ModelConfig)
+        assert config.model_config.get("extra") == "forbid"
+        assert isinstance(contract_model.config, config)
+        for name, field in config.model_fields.items():
+            assert field.description, f"{config.__name__}.{name} needs a description"
+        assert out_of_range_value(config) is not None, "declare a range on some parameter"
+
+    def test_get_params_from_params_round_trip(self, contract_model) -> None:
+        klass = type(contract_model)
+        params = contract_model.get_params()
+        assert params == contract_model.params == contract_model.config.model_dump()
+        assert all(not isinstance(v, dict | list) for v in params.values()), "params are flat"
+        json.dumps(params)  # flat and JSON-able: CLI, API, MLflow and TOML all take it
+        again = klass.from_params(params)
+        assert type(again) is klass and again.get_params() == params
+        assert again.config == contract_model.config
+        assert validate_params(contract_model.name, params) == params
+        params["copy"] = True  # get_params hands out a copy
+        assert "copy" not in contract_model.get_params()
+
+    def test_unknown_parameter_names_valid_ones(self, contract_model) -> None:
+        klass = type(contract_model)
+        for make in (
+            lambda: klass(no_such_parameter_xyz=1),
+            lambda: klass.from_params({"no_such_parameter_xyz": 1}),
+            lambda: validate_params(contract_model.name, {"no_such_parameter_xyz": 1}),
+        ):
+            with pytest.raises(ConfigError, match="unknown parameter") as caught:
+                make()
+            message = str(caught.value)
+            assert contract_model.name in message and "no_such_parameter_xyz" in message
+            assert all(name in message for name in klass.defaults), message
+            assert isinstance(caught.value, ValueError)  # callers catching ValueError still work
+
+    def test_out_of_range_parameter_names_valid_ones(self, contract_model) -> None:
+        klass = type(contract_model)
+        name, value = out_of_range_value(klass.config_class) or ("", None)
+        for make in (
+            lambda: klass(**{name: value}),
+            lambda: validate_params(contract_model.name, {name: value}),
+        ):
+            with pytest.raises(ConfigError) as caught:
+                make()
+            message = str(caught.value)
+            assert contract_model.name in message and f"{name}={value!r}" in message, message
+            assert all(param in message for param in klass.defaults), message
+            assert ">" in message or "<" in message, "the message shows the valid ranges"
 
     # ---- recommend ---------------------------------------------------------------------------
     def test_recommend_shapes_and_order(self, contract_model, contract_histories) -> None:
@@ -320,7 +392,11 @@ class RecommenderContract:
         expected = contract_model.recommend(h, K, users=users)
         loaded = Recommender.load(path, mmap=False)
         assert type(loaded) is type(contract_model)
-        assert loaded.params == contract_model.params
+        assert loaded.config == contract_model.config
+        assert loaded.get_params() == contract_model.get_params()
+        manifest = json.loads((Path(path) / "model.json").read_text())
+        assert manifest["name"] == contract_model.name
+        assert manifest["params"] == contract_model.get_params()
         assert loaded.meta == contract_model.meta
         assert loaded.items == contract_model.items and loaded.users == contract_model.users
         got = loaded.recommend(h, K, users=users)

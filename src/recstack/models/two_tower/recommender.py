@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from recstack.data.dataset import Dataset
-from recstack.errors import ConfigError, RecstackError, require
+from recstack.errors import RecstackError, require
 from recstack.models.base import FactorRecommender, as_histories
+from recstack.models.config import ModelConfig
 
 TOWER_PREFIX = "user_tower__"
 VALIDATION_HOLDOUT_SHARE = 0.2  # latest share of a validation user's items held out
@@ -44,6 +46,50 @@ def torch_runtime(threads: int, deterministic: bool = False) -> Iterator[Any]:
             torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
 
 
+class TwoTowerConfig(ModelConfig):
+    """Parameters of ``TwoTowerRecommender``."""
+
+    dim: int = Field(64, ge=1, le=4096, description="Size of the user and item vectors.")
+    epochs: int = Field(20, ge=1, le=10_000, description="Maximum training epochs.")
+    patience: int = Field(
+        3, ge=1, description="Stop after this many epochs without a better validation NDCG@10."
+    )
+    batch_size: int = Field(
+        1024, ge=2, description="Pairs per AdamW step; each batch's items are the negatives."
+    )
+    lr: float = Field(3e-3, gt=0.0, le=10.0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay.")
+    temperature: float = Field(
+        0.07, gt=0.0, description="Softmax temperature applied to the cosines."
+    )
+    history_len: int = Field(
+        50, ge=1, description="History items the user tower sees per training example."
+    )
+    use_text: bool = Field(
+        True, description="Add the item text embedding (off by itself when items have no text)."
+    )
+    use_features: bool = Field(
+        True, description="Add categorical attribute tokens (off by itself when there are none)."
+    )
+    oov_rate: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of training examples served as an unknown user."
+    )
+    val_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of users (with 5+ items) who lend 20% of their items to the "
+        "validation set (0: no validation, train all epochs).",
+    )
+    val_holdout: Literal["random", "latest"] = Field(
+        "random",
+        description="Which items validation users lend: 'random' (steadiest stopping signal) "
+        "or 'latest' (their most recent items, for catalogues that drift fast).",
+    )
+    random_state: int = Field(0, ge=0, description="Seed of initialisation and sampling.")
+    num_threads: int = Field(0, ge=0, description="Torch threads (0: half the CPUs, at most 4).")
+
+
 class TwoTowerRecommender(FactorRecommender):
     """Two-tower retrieval model trained with logQ-corrected in-batch sampled softmax.
 
@@ -52,54 +98,16 @@ class TwoTowerRecommender(FactorRecommender):
     (with an out-of-vocabulary row) + weighted mean of the user's history item embeddings ->
     MLP. Both outputs are L2-normalised, so scores are cosines and the item vectors suit an
     inner-product ANN index. Training stops early on NDCG@10 of a validation split carved from
-    the training data and keeps the best epoch's weights.
-
-    Params:
-        dim: size of the user and item vectors.
-        epochs, patience: maximum epochs; stop after ``patience`` epochs without a better
-            validation NDCG@10.
-        batch_size, lr, weight_decay: AdamW optimisation (each batch's items are the negatives).
-        temperature: softmax temperature applied to the cosines.
-        history_len: history items the user tower sees per training example.
-        use_text: add the item text embedding (off automatically when items have no text).
-        use_features: add categorical attribute tokens (off when there are none).
-        oov_rate: share of training examples served with the unknown-user row.
-        val_fraction: share of users (with 5+ items) who lend 20% of their items to the
-            validation set (0: no validation, train all ``epochs``).
-        val_holdout: which items they lend: ``"random"`` (default; the towers ignore order,
-            and a random holdout gives the steadiest stopping signal) or ``"latest"`` (their
-            most recent items, for catalogues that drift fast).
-        random_state: seed of initialisation and sampling.
-        num_threads: torch threads (0: half the CPUs, at most 4; see ``default_torch_threads``).
+    the training data and keeps the best epoch's weights. Parameters: ``TwoTowerConfig``.
     """
 
     name: ClassVar[str] = "two_tower"
-    defaults: ClassVar[dict[str, Any]] = {
-        "dim": 64,
-        "epochs": 20,
-        "patience": 3,
-        "batch_size": 1024,
-        "lr": 3e-3,
-        "weight_decay": 1e-4,
-        "temperature": 0.07,
-        "history_len": 50,
-        "use_text": True,
-        "use_features": True,
-        "oov_rate": 0.5,
-        "val_fraction": 0.1,
-        "val_holdout": "random",
-        "random_state": 0,
-        "num_threads": 0,
-    }
+    config_class: ClassVar[type[ModelConfig]] = TwoTowerConfig
+    config: TwoTowerConfig
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.params["val_holdout"] not in ("random", "latest"):
-            raise ConfigError(
-                f"two_tower val_holdout must be 'random' or 'latest', "
-                f"not {self.params['val_holdout']!r}"
-            )
-        dim = int(self.params["dim"])
+        dim = self.config.dim
         self._item_vectors = np.zeros((0, dim), dtype=np.float32)
         self._user_factors = np.zeros((0, dim), dtype=np.float32)
         self._tower_arrays: dict[str, np.ndarray] = {}
@@ -117,7 +125,7 @@ class TwoTowerRecommender(FactorRecommender):
     def _threads(self) -> int:
         from recstack.models.text_encoder import default_torch_threads
 
-        wanted = int(self.params["num_threads"])
+        wanted = self.config.num_threads
         return wanted if wanted > 0 else default_torch_threads()
 
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
@@ -134,22 +142,21 @@ class TwoTowerRecommender(FactorRecommender):
                 train_towers,
             )
 
-            seed = int(self.params["random_state"])
+            c = self.config
+            seed = c.random_state
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
-            dim = int(self.params["dim"])
+            dim = c.dim
             item_tower = ItemTower(dataset.n_items, dim, **self._item_inputs(dataset, progress))
             user_tower = UserTower(dataset.n_users, dataset.n_items, dim)
             matrix, validation = holdout_validation(
                 dataset,
-                float(self.params["val_fraction"]),
+                c.val_fraction,
                 VALIDATION_HOLDOUT_SHARE,
                 rng,
-                latest=self.params["val_holdout"] == "latest",
+                latest=c.val_holdout == "latest",
             )
-            config = TrainConfig(
-                **{k: self.params[k] for k in TrainConfig.__dataclass_fields__ if k in self.params}
-            )
+            config = TrainConfig(**{k: getattr(c, k) for k in TrainConfig.__dataclass_fields__})
             log = train_towers(item_tower, user_tower, matrix, validation, config, rng, progress)
             self.training_log = log.epochs
             self._fit_metrics = {
@@ -175,7 +182,7 @@ class TwoTowerRecommender(FactorRecommender):
         from recstack.models.two_tower.features import ItemFeatures
 
         inputs: dict[str, Any] = {}
-        if self.params["use_features"]:
+        if self.config.use_features:
             features = ItemFeatures.from_meta(dataset.item_meta, dataset.n_items)
             if features.n_tokens:
                 inputs["feature_indices"] = torch.from_numpy(
@@ -183,7 +190,7 @@ class TwoTowerRecommender(FactorRecommender):
                 )
                 inputs["feature_indptr"] = torch.from_numpy(features.matrix.indptr.astype(np.int64))
                 inputs["n_tokens"] = features.n_tokens
-        if self.params["use_text"]:
+        if self.config.use_text:
             from recstack.models.text_encoder import encode_texts, item_texts
 
             texts = item_texts(dataset.item_meta)

@@ -209,16 +209,17 @@ class EarlyStopping:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings of one training run (see ``TwoTowerRecommender`` params)."""
+    """Optimisation settings of one training run, taken from a ``TwoTowerConfig`` (which holds
+    their documentation, ranges and defaults)."""
 
-    epochs: int = 20
-    patience: int = 3
-    batch_size: int = 1024
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    temperature: float = 0.07
-    history_len: int = 50
-    oov_rate: float = 0.5
+    epochs: int
+    patience: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    temperature: float
+    history_len: int
+    oov_rate: float
 
 
 @dataclass

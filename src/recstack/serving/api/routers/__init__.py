@@ -1,0 +1,1 @@
+"""recstack.serving.api.routers."""

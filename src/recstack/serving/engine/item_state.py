@@ -1,0 +1,252 @@
+"""The item side of the engine: catalogue, models, vector searches, and how it is rebuilt.
+
+An ``ItemState`` is immutable. Adding or changing a catalogue item builds a new one (copying
+the content model rather than mutating it), and the engine swaps one reference, so a request
+that started on the old state finishes on it consistently.
+
+Positions: engine item positions are the served model's item indices followed by catalogue
+items it never saw. ``to_content``/``from_content`` map engine positions to the content model's
+own indices and back (-1 where one side lacks the item).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recstack.data.dataset import Dataset
+from recstack.models.base import FactorRecommender, Recommender
+from recstack.serving.engine.catalogue import Catalogue, positions_of
+from recstack.serving.engine.positions import ModelPositions
+from recstack.serving.engine.vectors import ItemVectorSearch, LazyCosineSearch
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """The item side of the engine, replaced as a whole when the catalogue changes."""
+
+    catalogue: Catalogue
+    model: Recommender | None
+    positions: ModelPositions
+    model_search: ItemVectorSearch | None
+    similar_search: ItemVectorSearch | LazyCosineSearch | None
+    content: Any | None
+    content_search: ItemVectorSearch | None
+    to_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    from_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    model_users: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_model(self) -> int:
+        """How many items the served model scores."""
+        return self.positions.n_model
+
+
+def history_row(items: np.ndarray, weights: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """One history as a ``(1, n_items)`` CSR."""
+    return sp.csr_matrix(
+        (
+            np.asarray(weights, dtype=np.float32),
+            np.asarray(items, dtype=np.int64),
+            np.array([0, len(items)]),
+        ),
+        shape=(1, n_items),
+    )
+
+
+class WarmHistory:
+    """One user's history restricted to the items the served model knows, as model indices.
+
+    The ``(1, n_model)`` CSR the model API takes is built on first use only: most requests
+    (a known user of an ALS/BPR model, or a remembered fold-in) never need it.
+    """
+
+    __slots__ = ("_csr", "items", "n_model", "weights")
+
+    def __init__(self, items: np.ndarray, weights: np.ndarray, positions: ModelPositions) -> None:
+        items, weights = positions.warm(items, weights)
+        n_model = positions.n_model
+        self.items, self.weights, self.n_model = items, weights, n_model
+        self._csr: sp.csr_matrix | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def csr(self) -> sp.csr_matrix:
+        if self._csr is None:
+            self._csr = history_row(self.items, self.weights, self.n_model)
+        return self._csr
+
+
+def content_mask(st: ItemState, mask: np.ndarray) -> np.ndarray:
+    """An engine-position mask carried over to content-model positions."""
+    has = st.from_content >= 0
+    out = np.zeros(len(st.from_content), dtype=bool)
+    out[has] = mask[st.from_content[has]]
+    return out
+
+
+def item_text_of(title: str | None, text: str | None, attributes: dict[str, Any]) -> str:
+    """The text the content model embeds for an item (the same recipe as at training)."""
+    from recstack.models.text_encoder import item_text
+
+    return item_text(title, text, attributes)
+
+
+def texts_of(dataset: Dataset, item_ids: list[str]) -> list[str]:
+    """Embeddable texts of catalogue items from a snapshot's item metadata ("" if none)."""
+    meta = dataset.item_meta
+    if meta is None:
+        return ["" for _ in item_ids]
+    rows = dataset.items.indices(item_ids)
+    out = []
+    for r in rows:
+        if r < 0:
+            out.append("")
+            continue
+        row = meta.iloc[int(r)]
+        out.append(item_text_of(row["title"], row["text"], row["attributes"]))
+    return out
+
+
+def content_with(content: Any, item_ids: list[str], texts: list[str]) -> Any:
+    """A copy of the content model that also covers ``item_ids`` (the original is untouched)."""
+    grown = copy.copy(content)
+    grown.meta = copy.copy(content.meta)
+    grown.add_items(list(item_ids), list(texts))
+    return grown
+
+
+def catalogue_from(ids: Any, dataset: Dataset) -> Catalogue:
+    """Catalogue over engine positions; items missing from the store's catalogue are inactive."""
+    meta = dataset.item_meta
+    n = len(ids)
+    if meta is None:
+        return Catalogue.build(ids, [None] * n, [{}] * n, [True] * n)
+    rows = dataset.items.indices(ids.ids)
+    present = rows >= 0
+    safe = np.where(present, rows, 0)
+    titles = np.asarray(meta["title"].to_numpy(dtype=object))[safe]
+    attributes = np.asarray(meta["attributes"].to_numpy(dtype=object))[safe]
+    active = np.asarray(meta["active"].to_numpy(dtype=bool))[safe] & present
+    titles = np.where(present, titles, None)
+    attributes = [
+        a if p and isinstance(a, dict) else {} for a, p in zip(attributes, present, strict=True)
+    ]
+    return Catalogue.build(ids, titles.tolist(), attributes, active.tolist())
+
+
+def build_item_state(
+    catalogue: Catalogue, model: Recommender | None, content: Any | None, ann: int
+) -> ItemState:
+    """The item state for a catalogue, the served model and an optional content model.
+
+    Factor models get an inner-product search over their item vectors (HNSW above ``ann``
+    items) and a cosine search for similar items, built on first use. Every item of ``model``
+    must be in ``catalogue`` (``catalogue_covering`` adds the missing ones).
+    """
+    if model is not None:
+        positions = ModelPositions.align(model.items, catalogue.ids)
+    else:
+        positions = ModelPositions(0, catalogue.n_items)
+    model_search = similar_search = None
+    if isinstance(model, FactorRecommender):
+        model_search = ItemVectorSearch.build(model.item_vectors(), ann)
+        if model is not content:
+            similar_search = LazyCosineSearch(model.similarity_vectors(), ann)
+    content_search = None
+    to_content = np.full(catalogue.n_items, -1, dtype=np.int64)
+    from_content = np.zeros(0, dtype=np.int64)
+    if content is not None:
+        # unit-length text vectors: inner product is cosine, for search and similar items
+        content_search = ItemVectorSearch.build(content.similarity_vectors(), ann)
+        if content is model:
+            similar_search = content_search
+        to_content = content.items.indices(catalogue.ids.ids)
+        from_content = catalogue.ids.indices(content.items.ids)
+    model_users = positions_of(model.users) if model is not None else {}
+    return ItemState(
+        catalogue,
+        model,
+        positions,
+        model_search,
+        similar_search,
+        content,
+        content_search,
+        to_content,
+        from_content,
+        model_users,
+    )
+
+
+def with_content_item(st: ItemState, item_id: str, position: int, text: str) -> ItemState:
+    """``st`` with the content model (a copy) covering one added or re-described item."""
+    assert st.content is not None and st.content_search is not None
+    content = content_with(st.content, [item_id], [text])
+    content_pos = int(content.items.index(item_id))
+    search = _with_vector(st.content_search, content.similarity_vectors(), content_pos)
+    n = st.catalogue.n_items
+    to_content = np.concatenate(
+        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
+    )
+    to_content[position] = content_pos
+    from_content = np.concatenate(
+        [st.from_content, np.full(len(content.items) - len(st.from_content), -1, dtype=np.int64)]
+    )
+    from_content[content_pos] = position
+    changes: dict[str, Any] = {
+        "content": content,
+        "content_search": search,
+        "to_content": to_content,
+        "from_content": from_content,
+    }
+    if st.model is st.content:
+        assert st.model_search is not None
+        model_search = _with_vector(st.model_search, content.item_vectors(), content_pos)
+        grew = content_pos >= st.n_model
+        changes.update(
+            model=content,
+            positions=st.positions.grown(n, position if grew else -1),
+            model_search=model_search,
+            similar_search=search,
+        )
+    else:
+        changes["positions"] = st.positions.grown(n)
+    return replace(st, **changes)
+
+
+def with_catalogue(st: ItemState, catalogue: Catalogue) -> ItemState:
+    """``st`` over a catalogue that changed or grew (new positions are cold for the model)."""
+    n = catalogue.n_items
+    if st.content is None or len(st.to_content) == n:
+        return replace(st, catalogue=catalogue, positions=st.positions.grown(n))
+    to_content = np.concatenate(
+        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
+    )
+    return replace(st, catalogue=catalogue, positions=st.positions.grown(n), to_content=to_content)
+
+
+def _with_vector(search: ItemVectorSearch, vectors: np.ndarray, position: int) -> ItemVectorSearch:
+    """``search`` covering row ``position`` of ``vectors`` (a new row or a changed one)."""
+    vector = np.asarray(vectors[position], dtype=np.float32)
+    if position >= search.n_items:
+        return search.with_added(vector[None, :])
+    if not search.approximate:
+        return ItemVectorSearch(vectors, None, search.tail[:0])
+    return search.with_replaced(position, vector)
+
+
+def with_content_of(st: ItemState, source: ItemState) -> ItemState:
+    """``st`` sharing ``source``'s content model and search (one copy for every slot)."""
+    return replace(
+        st,
+        content=source.content,
+        content_search=source.content_search,
+        to_content=source.to_content,
+        from_content=source.from_content,
+    )

@@ -1,1 +1,0 @@
-"""recstack.serving.routers."""

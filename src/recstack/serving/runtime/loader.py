@@ -1,0 +1,161 @@
+"""Building an Engine from the store and the model registry (server start and hot reload).
+
+The served model is the registered ``settings.model_name`` version aliased
+``settings.serving_alias`` (memory-mapped from the registry's local cache). A content model for
+semantic search and cold items comes from the same model when it is a content model, or from
+``<model_name>-content`` under the same alias when that is registered. With no registered
+model the engine serves popularity computed from the store and ``/readyz`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from recstack.data.weights import EventWeighting
+from recstack.errors import ConfigError, NotFoundError
+from recstack.serving.engine import Engine, ModelInfo
+from recstack.settings import Settings
+
+log = logging.getLogger("recstack.serving")
+
+SECONDS_PER_DAY = 86_400
+CONTENT_SUFFIX = "-content"
+
+
+@dataclass
+class LoadReport:
+    """What a load found: notes for ``/readyz`` and the seconds it took."""
+
+    notes: list[str] = field(default_factory=list)
+    model_loaded: bool = False
+    seconds: float = 0.0
+
+
+def event_weighting(settings: Settings) -> EventWeighting:
+    """The weighting the server applies to live events, from ``settings.event_weights``."""
+    return settings.weighting()
+
+
+def history_since(settings: Settings) -> int | None:
+    """Epoch seconds of the oldest event kept in memory (``history_days``), or None for all."""
+    if settings.history_days is None:
+        return None
+    return int(time.time()) - int(settings.history_days) * SECONDS_PER_DAY
+
+
+def registry_configured(settings: Settings) -> bool:
+    """False when the default local registry was never created (nothing can be registered)."""
+    if settings.mlflow_tracking_uri:
+        return True
+    return (settings.home / "mlflow.db").exists()
+
+
+def load_registered(settings: Settings, name: str) -> tuple[Any, ModelInfo] | None:
+    """The model registered as ``name`` under the serving alias, or None if there is none."""
+    from recstack.registry import ModelRegistry
+
+    try:
+        model, info = ModelRegistry(settings).load_with_info(name, alias=settings.serving_alias)
+    except NotFoundError:
+        return None
+    return model, ModelInfo(model.name, int(info.version), name)
+
+
+def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, int | None]:
+    """``(registered name, alias, version)`` of a slot reference: an alias (``challenger``), a
+    version (``7``), or either after a registered name (``other:7``, ``other:champion``).
+
+    >>> parse_ref("challenger", "recstack")
+    ('recstack', 'challenger', None)
+    >>> parse_ref("other:7", "recstack")
+    ('other', None, 7)
+    """
+    name, _, rest = ref.rpartition(":")
+    name = name or default_name
+    if not rest:
+        raise ConfigError(f"empty model reference {ref!r}: give an alias or a version")
+    if rest.isdigit():
+        return name, None, int(rest)
+    return name, rest, None
+
+
+def load_slot_model(settings: Settings, ref: str) -> tuple[Any, ModelInfo]:
+    """The registered model a slot reference names (NotFoundError when there is none)."""
+    from recstack.registry import ModelRegistry
+
+    if not registry_configured(settings):
+        raise NotFoundError("no model registry yet: train and register a model first")
+    name, alias, version = parse_ref(ref, settings.model_name)
+    registry = ModelRegistry(settings)
+    if version is not None:
+        model, info = registry.load_with_info(name, version=version)
+    else:
+        model, info = registry.load_with_info(name, alias=alias or "champion")
+    return model, ModelInfo(model.name, int(info.version), name)
+
+
+def slot_specs(settings: Settings) -> dict[str, str]:
+    """The extra slots to load at start: slot name -> reference (``serving_slots``)."""
+    specs: dict[str, str] = {}
+    for spec in settings.serving_slots:
+        slot, sep, ref = spec.partition("=")
+        specs[slot.strip()] = (ref if sep else slot).strip()
+    return specs
+
+
+def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
+    """A fresh Engine from the registry's serving model and a snapshot of ``store``."""
+    start = time.perf_counter()
+    report = LoadReport()
+    model = content = None
+    model_info = content_info = None
+    if registry_configured(settings):
+        found = load_registered(settings, settings.model_name)
+        if found is not None:
+            model, model_info = found
+            report.model_loaded = True
+            if model.name == "content":
+                content, content_info = model, model_info
+            else:
+                extra = load_registered(settings, settings.model_name + CONTENT_SUFFIX)
+                if extra is not None:
+                    content, content_info = extra
+    if model is None:
+        report.notes.append(
+            f"no model registered as {settings.model_name!r} with alias "
+            f"{settings.serving_alias!r}: serving popularity from the store"
+        )
+    if content is None:
+        report.notes.append("no content model: /v1/search is unavailable")
+    weighting = event_weighting(settings)
+    since = history_since(settings)
+    dataset = store.snapshot(weighting, since=since)
+    engine = Engine.from_dataset(
+        dataset,
+        model,
+        content=content,
+        model_info=model_info,
+        content_info=content_info,
+        weighting=weighting,
+        ann_threshold=settings.ann_threshold_items,
+        history_since=since,
+        slot=settings.serving_alias,
+    )
+    if content is not None:  # load the text encoder now, not in the first search request
+        try:
+            content.encode_query("warm up")
+        except Exception:  # noqa: BLE001 - search will report the problem when asked
+            log.exception("the content model's text encoder could not be loaded")
+            report.notes.append("the content model's text encoder failed to load")
+    report.seconds = round(time.perf_counter() - start, 3)
+    log.info(
+        "engine loaded in %.2fs: model=%s items=%d users=%d",
+        report.seconds,
+        engine.model_info.as_dict(),
+        engine.n_items,
+        engine.histories.n_users,
+    )
+    return engine, report

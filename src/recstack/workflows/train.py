@@ -1,0 +1,91 @@
+"""Train a model on the store's data and register it (``recstack train``, ``POST /admin/train``).
+
+One path from stored events to a registered version:
+snapshot -> (holdout evaluation) -> fit on everything -> log + register -> (alias).
+The holdout metrics are recorded with the version so a promotion can be judged on them; the
+registered model itself is refit on all the data.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recstack.data.dataset import Dataset
+from recstack.evaluation.protocol import check_request, evaluate_models
+from recstack.models.catalog import create_model
+from recstack.registry.mlflow_registry import ModelRegistry, VersionInfo
+from recstack.settings import Settings
+from recstack.workflows.dataset import load_dataset
+
+
+def holdout_metric_names(metrics: Mapping[str, float], k: int) -> dict[str, float]:
+    """Evaluation metrics as MLflow metric keys: ``ndcg`` at k=10 becomes ``ndcg_at_10``."""
+    return {f"{key}_at_{k}": float(value) for key, value in metrics.items()}
+
+
+def train_and_register(
+    settings: Settings,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    evaluate: bool = True,
+    protocol: str = "stratified",
+    k: int = 10,
+    promote: str | None = None,
+    progress: bool = False,
+    name: str | None = None,
+    dataset: Dataset | None = None,
+) -> VersionInfo:
+    """Train ``model`` on the store's data and register it as a new version.
+
+    Args:
+        settings: store, registry and event weights.
+        model: model name; ``params`` its parameters (defaults otherwise).
+        evaluate: first fit on a holdout split (``protocol``, 75/25, seed 42) and record its
+            metrics at ``k`` and charts with the version.
+        promote: an alias (e.g. ``champion``) to point at the new version.
+        name: registered model name (default ``settings.model_name``).
+        dataset: train on this instead of a store snapshot.
+
+    Returns the registered version (with its aliases after promotion).
+    """
+    params = dict(params or {})
+    check_request({model: params}, protocol, 0.75, k, (k,))
+    data = dataset if dataset is not None else load_dataset(settings, progress=progress)
+    registry = ModelRegistry(settings)
+    with tempfile.TemporaryDirectory(prefix="recstack-train-") as tmp:
+        metrics: dict[str, float] = {}
+        plots: list[Path] = []
+        tags = {"recstack.evaluated": str(evaluate).lower()}
+        if evaluate:
+            from recstack.evaluation.plots import write_plots
+
+            result = evaluate_models(
+                data, {model: params}, protocol=protocol, k=k, ks=(k,), progress=progress
+            )
+            scored = result.models[0]
+            metrics = holdout_metric_names(scored.metrics, k)
+            plots = list(write_plots(result, Path(tmp)).values())
+            tags.update(
+                {
+                    "recstack.eval.protocol": protocol,
+                    "recstack.eval.users_evaluated": str(result.users_evaluated),
+                    "recstack.eval.users_skipped": str(result.users_skipped),
+                }
+            )
+        fitted = create_model(model, **params).fit(data, progress=progress)
+        metrics["train_seconds"] = float(fitted.meta.train_seconds)
+        version = registry.log_model(
+            fitted,
+            name=name or settings.model_name,
+            metrics=metrics,
+            dataset_stats=data.stats(),
+            plots=plots,
+            tags=tags,
+        )
+    if promote:
+        version = registry.promote(version.name, version.version, promote)
+    return version
