@@ -66,6 +66,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--cache-ttl", type=int, default=0, help="server response cache TTL (0: off)")
+    p.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        help="seconds of reads over all users before the "
+        "other phases, at --soak-rate, with memory before and after (0: skip)",
+    )
+    p.add_argument("--soak-rate", type=float, default=2000.0, help="requests/s of the soak")
     p.add_argument("--home", type=Path, help="reuse (or create) this recstack home")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     return p.parse_args()
@@ -506,6 +514,14 @@ def main() -> int:
         memory_idle = server_memory(server.pid)
 
         rng = random.Random(args.seed)
+        soak = None
+        if args.soak > 0:
+            log(f"soak: {args.soak:.0f} s at {args.soak_rate:.0f} req/s over all users ...", quiet)
+            shuffled = rng.sample(users, len(users))
+            soak = run_async(
+                open_loop(port, server.pid, keys["read"], shuffled, args.soak_rate, args.soak)
+            )
+            soak["memory_after"] = server_memory(server.pid)
         sample = rng.sample(users, min(len(users), 20_000))
         flt = quote(json.dumps(FILTER, separators=(",", ":")))
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
@@ -559,6 +575,7 @@ def main() -> int:
         "events_single": single,
         "memory_idle": memory_idle,
         "memory_after_load": memory_loaded,
+        "soak": soak,
     }
     if not quiet:
         rows = [
@@ -583,9 +600,25 @@ def main() -> int:
                 "server RSS / PSS after load (MiB)",
                 f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}",
             ),
+            (
+                "server RSS / PSS idle (MiB)",
+                f"{memory_idle['rss_mib']:,.0f} / {memory_idle['pss_mib']:,.0f}",
+            ),
             ("server processes", f"{memory_loaded['processes']}"),
             ("server startup (s)", f"{startup_s:.1f}"),
         ]
+        if soak is not None:
+            after = soak["memory_after"]
+            rows += [
+                (
+                    f"soak {args.soak:.0f} s: p99 (ms) / failures",
+                    f"{soak['p99_ms']:.1f} / {soak['failures']}",
+                ),
+                (
+                    "  PSS after soak (MiB) / vs idle",
+                    f"{after['pss_mib']:,.0f} / {after['pss_mib'] / memory_idle['pss_mib'] - 1:+.1%}",
+                ),
+            ]
         width = max(len(r[0]) for r in rows)
         print(
             f"\nrecstack serving load: {args.users:,} users x {args.items:,} items x {args.events:,} events, {args.workers} workers"

@@ -8,6 +8,7 @@ the field names below; environment variables win over it.
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
         default="recstack", description="Registered model name served by default."
     )
     serving_alias: str = Field(default="champion", description="Registry alias the server loads.")
+    serving_images: bool = Field(
+        default=True,
+        description="Build the served histories once per model version as memory-mapped "
+        "files every worker shares (off: each worker snapshots the store itself).",
+    )
     serving_slots: list[str] = Field(
         default_factory=list,
         description="More model slots to load beside the serving alias, each an alias "
@@ -56,7 +62,23 @@ class Settings(BaseSettings):
     )
     auth_enabled: bool = True
     cors_origins: list[str] = Field(default_factory=list)
-    rate_limit_per_minute: int = Field(default=6000, ge=1)
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=1, description="Requests per minute per read key."
+    )
+    rate_limit_write_per_minute: int = Field(
+        default=60_000,
+        ge=1,
+        description="Requests per minute per write key: ingest bots post events and items in "
+        "bursts a reader never makes.",
+    )
+    rate_limit_admin_per_minute: int = Field(
+        default=60_000, ge=1, description="Requests per minute per admin key."
+    )
+    metrics_public: bool = Field(
+        default=True,
+        description="Serve /metrics without a key (a scraper on the private network); false "
+        "asks for a read key.",
+    )
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     cache_ttl_seconds: int = Field(default=60, ge=0)
     ann_threshold_items: int = Field(default=20_000, ge=0, description="Use FAISS HNSW above this.")
@@ -100,6 +122,13 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def history_since(self, now: float | None = None) -> int | None:
+        """Epoch seconds of the oldest event to use (``history_days`` before ``now``), or None
+        for all of history; training and serving read the same window."""
+        if self.history_days is None:
+            return None
+        return int(time.time() if now is None else now) - int(self.history_days) * 86_400
 
     def weighting(self) -> EventWeighting:
         """The EventWeighting these settings describe."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recstack.data.loaders.hashing import SEEDS, hash_strings, hex_ids, occurrences
-from recstack.data.loaders.validate import content_event_ids, with_occurrence
+import recstack.data.event_ids
+from recstack.data.event_ids import (
+    SEEDS,
+    event_ids,
+    hash_strings,
+    hex_ids,
+    new_event_id,
+    occurrences,
+    with_occurrence,
+)
 
 M64 = (1 << 64) - 1
 T0 = 1_600_000_000
@@ -49,7 +59,7 @@ def test_pinned_values_so_ids_never_change():
     row = pd.DataFrame(
         {"user_id": ["u1"], "item_id": ["i1"], "event_type": ["view"], "timestamp": [T0]}
     )
-    assert content_event_ids(row).tolist() == ["82b6c4e01389160a426b"]
+    assert event_ids(row).tolist() == ["82b6c4e01389160a426b"]
 
 
 def test_sliced_chunked_and_null_inputs():
@@ -84,3 +94,25 @@ def test_with_occurrence_suffixes():
     assert with_occurrence(keys, ":", first_bare=True).tolist() == ["a", "b", "a:1", "a:2"]
     assert with_occurrence(keys, "#").tolist() == ["a#0", "b#0", "a#1", "a#2"]
     assert with_occurrence(pd.Series(["x", "y"]), ":", first_bare=True).tolist() == ["x", "y"]
+
+
+def test_prefixed_event_ids_are_readable_and_distinguish_repeats():
+    rows = pd.DataFrame(
+        {"user_id": ["u1", "u1", "u2"], "item_id": ["i1"] * 3, "event_type": ["rate"] * 3,
+         "timestamp": [T0, T0, T0]}
+    )  # fmt: skip
+    assert event_ids(rows, prefix="ml").tolist() == [
+        f"ml:u1:i1:{T0}",
+        f"ml:u1:i1:{T0}:1",
+        f"ml:u2:i1:{T0}",
+    ]
+
+
+def test_new_event_ids_grow_with_time():
+    ids = [new_event_id() for _ in range(50)]
+    assert len(set(ids)) == 50 and all(len(i) == 32 for i in ids)
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)
+
+
+def test_doctests():
+    assert doctest.testmod(recstack.data.event_ids).failed == 0

@@ -34,9 +34,24 @@ def put_new_items(served) -> None:
         assert response.status_code == 200, response.text
 
 
-def test_new_items_are_similar_and_searchable_at_once(serve, als_model, content_model):
+def put_new_items_in_one_batch(served) -> None:
+    items = [
+        {"item_id": item_id, "title": title, "text": text, "attributes": {"genres": ["new"]}}
+        for item_id, (title, text) in NEW_ITEMS.items()
+    ]
+    response = served.client.post(
+        "/v1/items/batch", json={"items": items}, headers=served.headers("write")
+    )
+    assert response.status_code == 200, response.text
+
+
+PUTS = pytest.mark.parametrize("put", [put_new_items, put_new_items_in_one_batch])
+
+
+@PUTS
+def test_new_items_are_similar_and_searchable_at_once(serve, als_model, content_model, put):
     with serve(als_model, content=content_model) as s:
-        put_new_items(s)
+        put(s)
         similar = s.client.get("/v1/items/py-basics/similar?k=3", headers=s.headers()).json()
         assert similar["source"] == "content"
         assert ids(similar)[0] == "py-advanced"
@@ -87,11 +102,12 @@ def test_personalised_search_reranks_for_the_user(serve, als_model, content_mode
         assert share(mine) >= share(plain)
 
 
-def test_content_model_as_the_served_model(serve, content_model):
+@PUTS
+def test_content_model_as_the_served_model(serve, content_model, put):
     with serve(content_model) as s:
         body = s.recommend("u6", k=5)
         assert body["model"]["name"] == "content" and len(body["items"]) == 5
-        put_new_items(s)
+        put(s)
         s.client.post(
             "/v1/events",
             json={"user_id": "painter", "item_id": "paint", "event_type": "complete"},
@@ -107,3 +123,22 @@ def test_search_without_content_model_is_503(serve, als_model):
         response = s.client.get("/v1/search?q=python", headers=s.headers())
         assert response.status_code == 503
         assert "content model" in response.json()["error"]["message"]
+
+
+def test_a_batch_re_describes_items_for_search_at_once(serve, als_model, content_model):
+    with serve(als_model, content=content_model) as s:
+        put_new_items_in_one_batch(s)
+        query = {"q": "watercolor painting with brushes", "k": 1}
+        assert ids(s.client.get("/v1/search", params=query, headers=s.headers()).json()) == [
+            "paint"
+        ]
+        redescribed = {
+            "items": [
+                {"item_id": "paint", "title": "Python for data", "text": "Pandas and numpy."},
+                {"item_id": "py-basics", "text": "Painting watercolor landscapes with brushes."},
+            ]
+        }
+        response = s.client.post("/v1/items/batch", json=redescribed, headers=s.headers("write"))
+        assert response.status_code == 200, response.text
+        found = s.client.get("/v1/search", params=query, headers=s.headers()).json()
+        assert ids(found) == ["py-basics"]

@@ -221,14 +221,14 @@ def test_live_event_weights_match_the_event_weighting(planted_ds, als_model):
     engine = Engine.from_dataset(planted_ds, als_model, weighting=weighting)
     kinds = ["view", "rate", "rate", "rate", "purchase", "unknown", "rate"]
     values = [None, 4.0, 1.0, None, 3.0, None, float("nan")]
-    small = engine.event_weights(kinds, values)
+    small = engine.weighting.weight_list(kinds, values)
     reference = weighting.weights(
         pd.Series(kinds), pd.Series([np.nan if v is None else v for v in values])
     )
     assert np.allclose(small, reference, equal_nan=True)
     assert small[1] == 6.0 and np.isnan(small[2]) and small[3] == 1.5 and small[5] == 1.0
-    large = engine.event_weights(kinds * 50, values * 50)  # the pandas path
-    assert np.allclose(large, np.tile(reference, 50), equal_nan=True)
+    large = engine.weighting.weight_list(kinds * 2000, values * 2000)  # the pandas path
+    assert np.allclose(large, np.tile(reference, 2000), equal_nan=True)
 
 
 def test_folded_in_vectors_are_reused_until_the_history_changes(planted_ds, als_model):

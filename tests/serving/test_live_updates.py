@@ -67,7 +67,7 @@ def test_partial_duplicates_leave_the_engine_equal_to_the_store(served):
     assert post(served, batch) == {"accepted": 3, "inserted": 2, "duplicates": 1}
     for user in ("u15", "u16"):
         stored = served.store.user_history(user)
-        weights = served.engine.event_weights(
+        weights = served.engine.weighting.weight_list(
             stored["event_type"].tolist(), stored["value"].tolist()
         )
         expected = stored.assign(w=weights).groupby("item_id")["w"].sum().to_dict()

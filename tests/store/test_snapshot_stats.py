@@ -7,6 +7,7 @@ import doctest
 import numpy as np
 import pytest
 
+import recstack.store.blocks
 import recstack.store.snapshot
 import recstack.store.stats
 import recstack.store.timeformat
@@ -105,7 +106,13 @@ def test_ingest_then_snapshot_of_generated_data(store) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", [recstack.store.timeformat, recstack.store.snapshot, recstack.store.stats]
+    "module",
+    [
+        recstack.store.timeformat,
+        recstack.store.snapshot,
+        recstack.store.stats,
+        recstack.store.blocks,
+    ],
 )
 def test_doctests(module) -> None:
     assert doctest.testmod(module).failed == 0

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
+import sys
 from typing import Annotated
 
 import typer
@@ -23,7 +21,6 @@ keys_app = typer.Typer(
 )
 
 SCOPES = ("read", "write", "admin")
-SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 SERVE_HELP = (
@@ -44,44 +41,15 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
-    import uvicorn
-
-    from recstack.serving.runtime.broadcast import FileBroadcast
-    from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
+    from recstack.serving.runtime import supervisor
 
     settings = get_settings()
     with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
         open_store(settings).close()
-    for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
-        os.environ.setdefault(name, "1")
-    multiproc_dir = None
-    if workers > 1:
-        multiproc_dir = tempfile.mkdtemp(prefix="recstack-workers-")
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", multiproc_dir)
-        if not settings.redis_url:
-            # events, purges, item upserts and reloads reach every worker through these files
-            SharedGenerations.create(Path(multiproc_dir) / GENERATIONS_FILE)
-            FileBroadcast.create(multiproc_dir)
-            os.environ["RECSTACK_WORKER_STATE_DIR"] = multiproc_dir
-            err().print(
-                "[yellow]note:[/yellow] several workers without RECSTACK_REDIS_URL: changes "
-                "reach every worker through shared files, but each worker has its own response "
-                "cache and rate-limit counters."
-            )
-    try:
-        uvicorn.run(
-            "recstack.serving.api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            # uvicorn logs each request at INFO: above that level the line is built for nothing
-            access_log=log_level.lower() in ("trace", "debug", "info"),
-        )
-    finally:
-        if multiproc_dir is not None:
-            shutil.rmtree(multiproc_dir, ignore_errors=True)
+    argv = supervisor.command(host, port, workers, log_level)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # the workers' parent need not hold the command line's imports
 
 
 @keys_app.command("create")

@@ -18,6 +18,9 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 }
 
 
+SMALL_LIST = 10_000  # events weighted in Python up to this many, pandas above
+
+
 @dataclass(frozen=True)
 class EventWeighting:
     """Weight of one event: ``type_weight[event_type]``, times its value for valued events.
@@ -36,6 +39,31 @@ class EventWeighting:
     use_value: tuple[str, ...] = ("rate",)
     min_value: float | None = None
     default_weight: float = 1.0
+
+    def weight_list(self, event_types: list[str], values: list[float | None]) -> np.ndarray:
+        """``weights`` for a few events given as lists (a live API post): the same rule per
+        event in Python, far cheaper than building pandas Series; large lists go to
+        ``weights``.
+
+        >>> EventWeighting(min_value=3.0).weight_list(["view", "rate", "rate"], [None, 4.0, 2.0]).tolist()
+        [1.0, 4.0, nan]
+        """
+        if len(event_types) > SMALL_LIST:
+            value = pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)
+            return self.weights(pd.Series(event_types, dtype=object), value)
+        out = np.empty(len(event_types), dtype=np.float32)
+        type_weight, default, use_value, floor = (
+            self.type_weight,
+            self.default_weight,
+            self.use_value,
+            self.min_value,
+        )
+        for i, (kind, value) in enumerate(zip(event_types, values, strict=True)):
+            weight = type_weight.get(kind, default)
+            if kind in use_value and value is not None and value == value:
+                weight = float("nan") if floor is not None and value < floor else weight * value
+            out[i] = weight
+        return out
 
     def weights(self, event_type: pd.Series, value: pd.Series) -> np.ndarray:
         """Per-event weights (float32); NaN for events to drop (below ``min_value``)."""

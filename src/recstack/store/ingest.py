@@ -3,15 +3,14 @@
 Order inside the one transaction: catalogue items (insert or update), users with attributes,
 the users and items that interactions name (created bare when unknown), then the interactions
 in chunks. External ids become surrogate keys with one factorize per column and a vectorised
-lookup, never per-row ORM work; the per-backend writers live in ``ingest_sqlite`` and
-``ingest_postgres``.
+lookup, never per-row ORM work; the per-backend writers are the store backend's
+(``store.backend``, delegating to ``ingest_sqlite`` and ``ingest_postgres``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from recstack.errors import NotFoundError
 from recstack.progress import ProgressTask
-from recstack.store import ingest_postgres, ingest_sqlite
+from recstack.store.backend import backend_of
 from recstack.store.bulk import is_large_load, stored_rows_estimate
 from recstack.store.engine import write_transaction
 from recstack.store.frames import prepare_interactions, prepare_items, prepare_users
@@ -51,11 +50,6 @@ class IngestResult:
         return {**asdict(self), "rows_per_second": round(self.rows_per_second, 1)}
 
 
-def backend_for(conn: Connection) -> ModuleType:
-    """The fast-path module for this connection's database."""
-    return ingest_postgres if conn.dialect.name == "postgresql" else ingest_sqlite
-
-
 def resolve_ids(
     conn: Connection, table: str, external_ids: np.ndarray, *, create: bool
 ) -> tuple[np.ndarray, int]:
@@ -63,7 +57,7 @@ def resolve_ids(
 
     With ``create=False`` unknown ids come back as -1.
     """
-    backend = backend_for(conn)
+    backend = backend_of(conn)
     ids = external_ids.tolist()
     created = backend.insert_missing_ids(conn, table, ids) if create and ids else 0
     return backend.lookup_ids(conn, table, ids), created
@@ -93,7 +87,7 @@ def map_interactions(
 def upsert_catalogue(conn: Connection, items: pd.DataFrame) -> tuple[int, int]:
     """Insert or update catalogue rows; returns (created, updated)."""
     existing, _ = resolve_ids(conn, "items", items["item_id"].to_numpy(dtype=object), create=False)
-    affected = backend_for(conn).upsert_items(conn, items)
+    affected = backend_of(conn).upsert_items(conn, items)
     created = int((existing < 0).sum())
     return created, max(affected - created, 0)
 
@@ -101,7 +95,7 @@ def upsert_catalogue(conn: Connection, items: pd.DataFrame) -> tuple[int, int]:
 def upsert_user_rows(conn: Connection, users: pd.DataFrame) -> int:
     """Insert users (with attributes) or update their attributes; returns how many were new."""
     existing, _ = resolve_ids(conn, "users", users["user_id"].to_numpy(dtype=object), create=False)
-    backend_for(conn).upsert_users(conn, users)
+    backend_of(conn).upsert_users(conn, users)
     return int((existing < 0).sum())
 
 
@@ -119,7 +113,7 @@ def ingest(
     items_created = items_updated = users_created = inserted = 0
     with ProgressTask("ingesting", total=n, enabled=progress) as task:
         with write_transaction(engine, check_foreign_keys=False) as conn:
-            backend = backend_for(conn)
+            backend = backend_of(conn)
             stored = stored_rows_estimate(conn)
             large = is_large_load(n, stored)
             try:

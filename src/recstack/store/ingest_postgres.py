@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from recstack.progress import ProgressTask
 from recstack.store.bulk import chunks, is_large_load
-from recstack.store.engine import driver_connection
+from recstack.store.dbapi import driver_connection
 
 STAGING_TABLE = "recstack_staging_interactions"
 _COPY_BLOCK_BYTES = 8 * 1024 * 1024

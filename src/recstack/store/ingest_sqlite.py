@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from recstack.data.schema import INTERACTION_COLUMNS
 from recstack.progress import ProgressTask
 from recstack.store.bulk import chunks, is_large_load
-from recstack.store.engine import driver_connection
+from recstack.store.dbapi import driver_connection
 
 _LOOKUP_BATCH = 20_000  # well under SQLite's 32766 bound variables
 _BULK_CACHE_KIB = 1024 * 1024  # 1 GiB: fewer pages spilled to the WAL mid-load and written twice

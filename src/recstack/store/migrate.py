@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from recstack.store.backend import backend_of
 from recstack.store.engine import write_transaction
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Any constant works; it only serialises concurrent migrators on one PostgreSQL server.
-_PG_LOCK_KEY = 0x7265637374616B  # "recstak"
 
 
 def alembic_config() -> Config:
@@ -44,7 +42,6 @@ def upgrade_to_head(engine: Engine) -> None:
         return
     cfg = alembic_config()
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        backend_of(conn).lock_for_migration(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

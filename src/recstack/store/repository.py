@@ -8,20 +8,23 @@ dicts, identical on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.schema import ITEM_COLUMNS
+from recstack.data.validation import check_id
 from recstack.errors import DataError, NotFoundError
+from recstack.store.backend import backend_of
 from recstack.store.engine import read_transaction, write_transaction
 from recstack.store.event_rows import SMALL_BATCH_ROWS, add_event_rows, frame_rows
-from recstack.store.frames import MAX_ID_LENGTH, prepare_interactions
-from recstack.store.ingest import backend_for, map_interactions
+from recstack.store.frames import prepare_interactions
+from recstack.store.ingest import map_interactions
 from recstack.store.tables import interactions, items, users
 from recstack.store.timeformat import iso_datetime
 
@@ -52,7 +55,7 @@ def add_events(engine: Engine, events: pd.DataFrame, *, create_items: bool = Fal
         return 0
     with write_transaction(engine) as conn:
         mapped, _, _ = map_interactions(conn, frame, create_items=create_items)
-        return backend_for(conn).write_interactions(conn, mapped)
+        return backend_of(conn).write_interactions(conn, mapped)
 
 
 def _item_record(row: Any) -> dict[str, Any]:
@@ -67,13 +70,6 @@ def _item_record(row: Any) -> dict[str, Any]:
     }
 
 
-def _check_id(kind: str, external_id: str) -> str:
-    external_id = str(external_id)
-    if not external_id or len(external_id) > MAX_ID_LENGTH:
-        raise DataError(f"{kind} must be 1 to {MAX_ID_LENGTH} characters, got {external_id!r}")
-    return external_id
-
-
 def upsert_item(
     engine: Engine,
     item_id: str,
@@ -84,19 +80,82 @@ def upsert_item(
     active: bool = True,
 ) -> dict[str, Any]:
     """Create an item or update it; ``None`` fields keep their stored value. Returns the item."""
-    item_id = _check_id("item_id", item_id)
-    values: dict[str, Any] = {"external_id": item_id, "active": bool(active)}
-    changes: dict[str, Any] = {"active": bool(active), "updated_at": sa.func.now()}
-    for name, given in (("title", title), ("text", text), ("attributes", attributes)):
-        if given is not None:
-            values[name] = given
-            changes[name] = given
+    item_id = check_id(item_id, "item_id", what="items")
+    given, row = _item_row(item_id, title, text, attributes, active)
     with write_transaction(engine) as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(items).values(**values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["external_id"], set_=changes))
-        row = conn.execute(sa.select(items).where(items.c.external_id == item_id)).one()
-    return _item_record(row)
+        conn.execute(_upsert_statement(conn, given), row)
+        stored = conn.execute(sa.select(items).where(items.c.external_id == item_id)).one()
+    return _item_record(stored)
+
+
+def upsert_items(engine: Engine, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Create or update many items in one transaction: all are stored or none is.
+
+    Each record is ``{"item_id", "title", "text", "attributes", "active"}`` meaning what
+    ``upsert_item``'s arguments mean (absent or None fields keep their stored value, ``active``
+    defaults to true), applied in order. A bad record raises ``DataError`` naming its index
+    (``row 3 of the items: ...``); text PostgreSQL cannot hold (NUL) is refused on both
+    backends. Consecutive records giving the same fields go to the database as one
+    ``executemany``. Returns the stored items in the records' order.
+    """
+    rows = []
+    for index, record in enumerate(records):
+        item_id = check_id(record.get("item_id"), "item_id", row=index, what="items")
+        for name in ("title", "text", "attributes"):
+            if _holds_nul(record.get(name)):
+                raise DataError(f"row {index} of the items: {name} contains a NUL character")
+        fields = (record.get(name) for name in ("title", "text", "attributes"))
+        rows.append(_item_row(item_id, *fields, record.get("active", True)))
+    first = 0
+    found: dict[str, dict[str, Any]] = {}
+    with write_transaction(engine) as conn:
+        for given, run in groupby(rows, key=lambda row: row[0]):
+            params = [row for _, row in run]
+            try:
+                conn.execute(_upsert_statement(conn, given), params)
+            except sa.exc.DataError as exc:
+                reason = str(exc.orig).strip().splitlines()[0]
+                where = f"rows {first} to {first + len(params) - 1}"
+                raise DataError(f"{where} of the items: {reason}") from None
+            first += len(params)
+        item_ids = list(dict.fromkeys(row["external_id"] for _, row in rows))
+        for start in range(0, len(item_ids), 500):
+            chosen = items.c.external_id.in_(item_ids[start : start + 500])
+            for stored in conn.execute(sa.select(items).where(chosen)):
+                found[stored.external_id] = _item_record(stored)
+    return [found[row["external_id"]] for _, row in rows]
+
+
+def _item_row(
+    item_id: str, title: str | None, text: str | None, attributes: dict | None, active: bool
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The fields an upsert sets besides ``active`` (those given), and its parameters."""
+    given = {
+        name: value
+        for name, value in (("title", title), ("text", text), ("attributes", attributes))
+        if value is not None
+    }
+    return tuple(given), {"external_id": item_id, "active": bool(active), **given}
+
+
+def _upsert_statement(conn: Connection, given: tuple[str, ...]) -> Any:
+    """Insert an item, or set ``active`` and the ``given`` fields of the stored one (the
+    others keep their values); parameters per row (``_item_row``)."""
+    stmt = backend_of(conn).insert(items)
+    changes = {name: stmt.excluded[name] for name in ("active", *given)}
+    return stmt.on_conflict_do_update(
+        index_elements=["external_id"], set_={**changes, "updated_at": sa.func.now()}
+    )
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def get_item(engine: Engine, item_id: str) -> dict[str, Any] | None:

@@ -11,136 +11,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
-from recstack.errors import RecstackError
 from recstack.progress import ProgressTask
+from recstack.store.backend import backend_of
+from recstack.store.blocks import EventBlock, id_ranges
 from recstack.store.engine import driver_connection, read_transaction
 
 _BLOCK_IDS = 1_000_000  # interactions per block (by surrogate id range)
-_TYPE_SEPARATOR = "\x1f"  # ASCII unit separator between event types
 
 
-@dataclass
-class EventBlock:
-    """One block of interactions as arrays (surrogate user/item ids, as stored)."""
-
-    user_id: np.ndarray
-    item_id: np.ndarray
-    event_type: pd.Series  # categorical
-    value: np.ndarray
-    timestamp: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user_id)
-
-
-def _event_types(joined: str | bytes | None) -> pd.Series:
-    if not joined:
-        return pd.Series(pd.Categorical([]))
-    if isinstance(joined, bytes):
-        joined = joined.decode()
-    parts = pc.split_pattern(pa.array([joined]), _TYPE_SEPARATOR).values
-    return parts.dictionary_encode().to_pandas()
-
-
-def _check(block: EventBlock, expected: int) -> EventBlock:
-    if (
-        not all(
-            len(a) == expected
-            for a in (block.item_id, block.event_type, block.value, block.timestamp)
-        )
-        or len(block) != expected
-    ):
-        raise RecstackError(f"snapshot read a malformed block ({expected} events expected)")
-    return block
-
-
-def _id_ranges(conn: Connection, block_ids: int) -> Iterator[tuple[int, int]]:
-    low, high = conn.execute(sa.text("SELECT min(id), max(id) FROM interactions")).one()
-    if low is None:
-        return
-    for start in range(int(low), int(high) + 1, block_ids):
-        yield start, start + block_ids
-
-
-# Each column is aggregated into one value per block inside the database (in C), so no
-# Python code runs per event. PostgreSQL sends big-endian binary numbers (int8send/float8send).
-_PG_BLOCK = """
-SELECT count(*), string_agg(int8send(user_id), ''), string_agg(int8send(item_id), ''),
-       string_agg(event_type, E'\\x1f'), string_agg(float8send(coalesce(value, 'NaN')), ''),
-       string_agg(int8send("timestamp"), '')
-FROM interactions WHERE id >= %s AND id < %s AND "timestamp" >= %s
-"""
-
-_SQLITE_BLOCK = """
-SELECT count(*), group_concat(user_id), group_concat(item_id), group_concat(event_type, char(31)),
-       group_concat(ifnull(value, 'nan')), group_concat("timestamp")
-FROM interactions WHERE id >= ? AND id < ? AND "timestamp" >= ?
-"""
-
-_NO_LOWER_BOUND = -(2**63)
-
-
-def _postgres_blocks(conn: Connection, since: int | None) -> Iterator[EventBlock]:
-    cur = driver_connection(conn).cursor(binary=True)
-    floor = _NO_LOWER_BOUND if since is None else int(since)
-    for start, stop in _id_ranges(conn, _BLOCK_IDS):
-        n, users, items, types, values, stamps = cur.execute(
-            _PG_BLOCK, (start, stop, floor)
-        ).fetchone()
-        if not n:
-            continue
-        yield _check(
-            EventBlock(
-                np.frombuffer(users, dtype=">i8").astype(np.int64),
-                np.frombuffer(items, dtype=">i8").astype(np.int64),
-                _event_types(types),
-                np.frombuffer(values, dtype=">f8").astype(np.float64),
-                np.frombuffer(stamps, dtype=">i8").astype(np.int64),
-            ),
-            n,
-        )
-    cur.close()
-
-
-def _sqlite_blocks(conn: Connection, since: int | None) -> Iterator[EventBlock]:
-    raw = driver_connection(conn)
-    floor = _NO_LOWER_BOUND if since is None else int(since)
-    for start, stop in _id_ranges(conn, _BLOCK_IDS):
-        n, users, items, types, values, stamps = raw.execute(
-            _SQLITE_BLOCK, (start, stop, floor)
-        ).fetchone()
-        if not n:
-            continue
-        yield _check(
-            EventBlock(
-                np.fromstring(users, dtype=np.int64, sep=","),
-                np.fromstring(items, dtype=np.int64, sep=","),
-                _event_types(types),
-                np.fromstring(values, dtype=np.float64, sep=","),
-                np.fromstring(stamps, dtype=np.int64, sep=","),
-            ),
-            n,
-        )
-
-
-def event_blocks(conn: Connection, since: int | None = None) -> Iterator[EventBlock]:
-    """Stream every interaction (``timestamp >= since`` if given) in blocks of arrays."""
-    if conn.dialect.name == "postgresql":
-        return _postgres_blocks(conn, since)
-    return _sqlite_blocks(conn, since)
+def event_blocks(
+    conn: Connection, since: int | None = None, upto_event_id: int | None = None
+) -> Iterator[EventBlock]:
+    """Stream every interaction (``timestamp >= since``, ``id <= upto_event_id`` if given) in
+    blocks of arrays."""
+    ranges = id_ranges(conn, _BLOCK_IDS, upto_event_id)
+    return backend_of(conn).event_blocks(conn, ranges, since)
 
 
 def positions_of(surrogates: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -170,7 +64,7 @@ def _read_users(conn: Connection) -> tuple[np.ndarray, IdMap]:
     return sids, IdMap(r[1] for r in rows)
 
 
-def _read_items(conn: Connection) -> tuple[np.ndarray, IdMap, pd.DataFrame]:
+def read_items(conn: Connection) -> tuple[np.ndarray, IdMap, pd.DataFrame]:
     rows = (
         driver_connection(conn)
         .execute("SELECT id, external_id, title, text, attributes, active FROM items ORDER BY id")
@@ -205,23 +99,25 @@ def snapshot(
     weighting: EventWeighting | None = None,
     *,
     since: int | None = None,
+    upto_event_id: int | None = None,
     progress: bool = False,
 ) -> Dataset:
     """The store as a Dataset: every user and item (ordered by surrogate id), weighted events.
 
     Events dropped by the weighting (NaN weight, e.g. ratings below ``min_value``) are left out;
     ``since`` keeps only events with ``timestamp >= since`` (epoch seconds) while the id maps
-    still hold every user and item.
+    still hold every user and item; ``upto_event_id`` only events stored up to that surrogate
+    id (a cached snapshot's mark, see ``marks``).
     """
     weighting = weighting or EventWeighting()
     parts: dict[str, list[np.ndarray]] = {"u": [], "i": [], "w": [], "t": []}
     with read_transaction(engine) as conn:
         user_sids, users = _read_users(conn)
-        item_sids, items, item_meta = _read_items(conn)
+        item_sids, items, item_meta = read_items(conn)
         total = _count(conn) if progress else None
         user_pos, item_pos = positions_of(user_sids), positions_of(item_sids)
         with ProgressTask("snapshot", total=total, enabled=progress) as task:
-            for block in event_blocks(conn, since):
+            for block in event_blocks(conn, since, upto_event_id):
                 weight = weighting.weights(block.event_type, pd.Series(block.value))
                 keep = ~np.isnan(weight)
                 parts["u"].append(user_pos(block.user_id[keep]))

@@ -1,8 +1,10 @@
 """``Store``: the event and metadata store on SQLite (WAL) or PostgreSQL, as one facade.
 
-The work happens in single-purpose modules (``ingest``, ``snapshot``, ``stats``,
-``repository``, ``keys``, ``migrate``); ``Store`` only holds the engine and forwards to them,
-so the CLI, the server and tests all go through the same code.
+Every write goes through it: bulk ingest, API event batches and single events, items, users,
+keys. The work happens in single-purpose modules (``ingest``, ``event_rows``, ``snapshot``,
+``stats``, ``repository``, ``keys``, ``migrate``) written once against the backend chosen
+from the URL (``store.backend``); ``Store`` holds the engine and forwards to them, so the CLI,
+the server and tests all go through the same code.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from recstack.data.dataset import Dataset
+from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.settings import Settings
-from recstack.store import keys, repository
+from recstack.store import keys, marks, repository
+from recstack.store.backend import StoreBackend, backend_for, close_event_writer
 from recstack.store.engine import create_store_engine
+from recstack.store.event_rows import EventInput, add_event_rows
 from recstack.store.ingest import IngestResult
 from recstack.store.ingest import ingest as _ingest
 from recstack.store.migrate import upgrade_to_head
@@ -37,6 +43,7 @@ class Store:
     """
 
     def __init__(self, url: str) -> None:
+        self.backend: StoreBackend = backend_for(url)
         self.engine: Engine = create_store_engine(url)
 
     @classmethod
@@ -61,8 +68,14 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
+    def ping(self) -> None:
+        """Raise if the database does not answer (readiness checks)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Release every pooled connection (and the event writer's)."""
+        close_event_writer(self.engine)
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -94,19 +107,48 @@ class Store:
         weighting: EventWeighting | None = None,
         *,
         since: int | None = None,
+        upto_event_id: int | None = None,
         progress: bool = False,
     ) -> Dataset:
         """Every user, item and (weighted) interaction as a Dataset for training."""
-        return _snapshot(self.engine, weighting, since=since, progress=progress)
+        return _snapshot(
+            self.engine, weighting, since=since, upto_event_id=upto_event_id, progress=progress
+        )
+
+    def change_mark(self) -> dict[str, int]:
+        """Where the store stands: highest event and user ids, user count (``marks``)."""
+        return marks.change_mark(self.engine)
+
+    def count_users(self, upto_user_id: int) -> int:
+        """Users with a surrogate id at or below ``upto_user_id`` (fewer after a purge)."""
+        return marks.count_users(self.engine, upto_user_id)
+
+    def events_after(self, after_event_id: int, since: int | None = None) -> pd.DataFrame:
+        """Events stored after a mark's ``max_event_id``, oldest first, with external ids."""
+        return marks.events_after(self.engine, after_event_id, since)
+
+    def catalogue(self) -> tuple[IdMap, pd.DataFrame]:
+        """Every item (surrogate id order) and its ``title, text, attributes, active``."""
+        return marks.catalogue(self.engine)
 
     def stats(self) -> dict[str, Any]:
         """Counts, density/sparsity, event types and time range (see ``stats.store_stats``)."""
         return store_stats(self.engine)
 
     # ---- online operations --------------------------------------------------------------------
-    def add_events(self, events: pd.DataFrame, *, create_items: bool = False) -> int:
-        """Store new events durably; returns how many were new (see ``repository.add_events``)."""
-        return repository.add_events(self.engine, events, create_items=create_items)
+    def add_events(self, events: EventInput | pd.DataFrame, *, create_items: bool = False) -> int:
+        """Store events durably (committed before returning); returns how many were new.
+
+        ``events``: ``EventRow``s (or tuples in their order), mappings keyed by column name,
+        or a canonical interaction frame. Events whose event_id is stored already (or repeated
+        in the batch) are skipped; unknown users are created; unknown items raise
+        ``NotFoundError`` naming them unless ``create_items``. A bad row raises ``DataError``
+        (``row N of the interactions: ...``). Either error stores nothing of the batch.
+        Concurrent calls on SQLite share one commit (see ``rows_sqlite``).
+        """
+        if isinstance(events, pd.DataFrame):
+            return repository.add_events(self.engine, events, create_items=create_items)
+        return add_event_rows(self.engine, events, create_items=create_items)
 
     def upsert_item(
         self,
@@ -121,6 +163,11 @@ class Store:
         return repository.upsert_item(
             self.engine, item_id, title=title, text=text, attributes=attributes, active=active
         )
+
+    def upsert_items(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create or update many items in one transaction, all or none; fields as in
+        ``upsert_item`` (see ``repository.upsert_items``). Returns them in order."""
+        return repository.upsert_items(self.engine, records)
 
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         """``{"item_id","title","text","attributes","active","created_at","updated_at"}``."""

@@ -6,14 +6,11 @@ the data it would be trained on.
 
 from __future__ import annotations
 
-import time
-
 from recstack.data.dataset import Dataset
 from recstack.errors import DataError
 from recstack.settings import Settings
 
 MIN_INTERACTIONS = 2
-SECONDS_PER_DAY = 86_400
 
 
 def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
@@ -24,9 +21,7 @@ def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
     """
     from recstack.store import Store
 
-    since = None
-    if settings.history_days is not None:
-        since = int(time.time()) - int(settings.history_days) * SECONDS_PER_DAY
+    since = settings.history_since()
     store = Store.from_settings(settings)
     try:
         dataset = store.snapshot(settings.weighting(), since=since, progress=progress)

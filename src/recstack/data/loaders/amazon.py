@@ -10,12 +10,14 @@ item row, so every interaction's item is in the catalogue. The 2018 release's fi
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recstack.data.event_ids import event_ids
 from recstack.data.loaders.catalog import plain_value
 from recstack.data.loaders.cells import clean_ids
 from recstack.data.loaders.checks import RowChecks, finish
@@ -23,7 +25,7 @@ from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.progress import step_progress
 from recstack.data.loaders.readers import read_raw
 from recstack.data.loaders.result import LoadedData, OnError, check_on_error, items_frame
-from recstack.data.loaders.validate import build_interactions, with_occurrence
+from recstack.data.loaders.validate import build_interactions
 from recstack.errors import ConfigError, DataError
 
 REVIEWS_2023 = ColumnMapping(
@@ -77,7 +79,11 @@ def load_amazon(
         mapping = REVIEWS_2018 if "reviewerID" in raw.frame.columns else REVIEWS_2023
         steps.advance("validating reviews")
         interactions, skipped = build_interactions(
-            raw, mapping, on_error, make_event_ids=amazon_event_ids, value_required=True
+            raw,
+            mapping,
+            on_error,
+            make_event_ids=partial(event_ids, prefix="az"),
+            value_required=True,
         )
         steps.advance("reading metadata")
         items = None
@@ -90,19 +96,6 @@ def load_amazon(
             items = _with_bare_items(items, interactions["item_id"])
         steps.advance("done")
     return LoadedData(interactions, items, None, skipped, source=f"amazon:{reviews_file}")
-
-
-def amazon_event_ids(frame: pd.DataFrame) -> pd.Series:
-    """``az:{user}:{item}:{timestamp}``, with ``:n`` appended to the n-th repeat."""
-    key = (
-        "az:"
-        + frame["user_id"].astype("str")
-        + ":"
-        + frame["item_id"].astype("str")
-        + ":"
-        + frame["timestamp"].astype("str")
-    )
-    return with_occurrence(key, ":", first_bare=True)
 
 
 def _read_meta(path: Path, on_error: OnError) -> tuple[pd.DataFrame, list[DataError]]:

@@ -14,11 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recstack.data.loaders.checks import RowChecks, show_cell
+from recstack.data.validation import MAX_EPOCH_SECONDS, MAX_ID_LENGTH, too_long
 
-# epoch seconds beyond year 9999 are certainly a unit mistake
-MAX_EPOCH_SECONDS = 253_402_300_800
 MS_THRESHOLD = 1e11
-MAX_ID_LENGTH = 255  # the store's external id columns hold this many characters
 
 
 def clean_ids(col: pd.Series, field: str, column: str, checks: RowChecks) -> pd.Series:
@@ -41,9 +39,8 @@ def clean_ids(col: pd.Series, field: str, column: str, checks: RowChecks) -> pd.
 
 def check_length(values: pd.Series, field: str, column: str, checks: RowChecks) -> None:
     """Ids longer than the store keeps (``MAX_ID_LENGTH`` characters) are errors."""
-    too_long = (values.str.len() > MAX_ID_LENGTH).fillna(False).to_numpy(dtype=bool)
     checks.add(
-        too_long,
+        too_long(values, MAX_ID_LENGTH),
         lambda r: (
             f"{field} is {len(values.iloc[r])} characters long, more than {MAX_ID_LENGTH} "
             f"(column {column!r})"

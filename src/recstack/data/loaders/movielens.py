@@ -10,11 +10,13 @@ models. Event ids are ``ml:{user}:{item}:{timestamp}``; a repeat of the same tri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recstack.data.event_ids import event_ids
 from recstack.data.loaders.cells import clean_ids
 from recstack.data.loaders.checks import RowChecks, finish
 from recstack.data.loaders.mapping import ColumnMapping
@@ -33,7 +35,7 @@ from recstack.data.loaders.result import (
     items_frame,
     users_frame,
 )
-from recstack.data.loaders.validate import build_interactions, with_occurrence
+from recstack.data.loaders.validate import build_interactions
 from recstack.errors import ConfigError, DataError
 
 GENRES_100K = (
@@ -113,7 +115,11 @@ def load_movielens(
         raw = _read_fixed(root / layout.ratings, RATING_COLUMNS, layout, encoding="utf-8")
         steps.advance("validating ratings")
         interactions, bad = build_interactions(
-            raw, RATINGS_MAPPING, on_error, make_event_ids=movielens_event_ids, value_required=True
+            raw,
+            RATINGS_MAPPING,
+            on_error,
+            make_event_ids=partial(event_ids, prefix="ml"),
+            value_required=True,
         )
         skipped += bad
         steps.advance("reading movies")
@@ -131,19 +137,6 @@ def load_movielens(
         steps.advance("done")
     skipped.sort(key=lambda e: (e.file or "", e.line or 0))
     return LoadedData(interactions, items, users, skipped, source=f"movielens-{layout.name}:{root}")
-
-
-def movielens_event_ids(frame: pd.DataFrame) -> pd.Series:
-    """``ml:{user}:{item}:{timestamp}``, with ``:n`` appended to the n-th repeat of a triple."""
-    key = (
-        "ml:"
-        + frame["user_id"].astype("str")
-        + ":"
-        + frame["item_id"].astype("str")
-        + ":"
-        + frame["timestamp"].astype("str")
-    )
-    return with_occurrence(key, ":", first_bare=True)
 
 
 def _read_fixed(path: Path, names: tuple[str, ...], layout: Layout, encoding: str) -> RawTable:

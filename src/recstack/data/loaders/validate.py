@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recstack.data.event_ids import event_ids as derived_event_ids
 from recstack.data.loaders.cells import (
     check_length,
     clean_ids,
@@ -23,13 +24,12 @@ from recstack.data.loaders.cells import (
     parse_values,
 )
 from recstack.data.loaders.checks import RowChecks, finish, resolve_column
-from recstack.data.loaders.hashing import hex_ids, occurrences
 from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.readers import RawTable
 from recstack.data.loaders.result import OnError, empty_interactions, interactions_frame
+from recstack.data.validation import MAX_EVENT_TYPE_LENGTH, too_long
 from recstack.errors import DataError
 
-MAX_EVENT_TYPE_LENGTH = 32
 EventIdMaker = Callable[[pd.DataFrame], pd.Series]
 
 
@@ -102,7 +102,7 @@ def build_interactions(
     elif given is not None and given.notna().all():
         event_ids = given
     else:
-        event_ids = content_event_ids(good)
+        event_ids = derived_event_ids(good)
         if given is not None:
             event_ids = given.where(given.notna(), event_ids)
     out = interactions_frame(
@@ -126,46 +126,11 @@ def clean_event_types(
     types = clean_optional_ids(frame[column]).fillna(mapping.default_event_type)
     if mapping.event_type_map:
         types = types.replace(mapping.event_type_map)
-    too_long = (types.str.len() > MAX_EVENT_TYPE_LENGTH).to_numpy()
     checks.add(
-        too_long,
+        too_long(types, MAX_EVENT_TYPE_LENGTH),
         lambda r: (
             f"event_type {types.iloc[r][:40]!r}... longer than "
             f"{MAX_EVENT_TYPE_LENGTH} characters (column {column!r})"
         ),
     )
     return types
-
-
-def content_event_ids(frame: pd.DataFrame) -> pd.Series:
-    """Deterministic event ids from the row content: re-reading a file gives the same ids.
-
-    Each id is 20 hex digits hashing (user, item, type, timestamp) together with the number of
-    earlier rows with the same four fields, so exact repeats within a file stay distinct.
-    """
-    key = (
-        frame["user_id"].astype("str")
-        + "\x1f"
-        + frame["item_id"].astype("str")
-        + "\x1f"
-        + frame["event_type"].astype("str")
-        + "\x1f"
-        + frame["timestamp"].astype("str")
-    )
-    return hex_ids(key, chars=20)
-
-
-def with_occurrence(keys: pd.Series, sep: str, *, first_bare: bool = False) -> pd.Series:
-    """Append the occurrence number (0, 1, ...) of each key among equal earlier keys.
-
-    With ``first_bare`` the first occurrence keeps its key unchanged and only repeats get a
-    suffix; otherwise every key gets one.
-    """
-    keys = keys.astype("str").reset_index(drop=True)
-    occurrence = pd.Series(occurrences(keys))
-    if first_bare:
-        repeat = (occurrence > 0).to_numpy()
-        if not repeat.any():
-            return keys
-        return keys.where(~repeat, keys + sep + occurrence.astype("str"))
-    return keys + sep + occurrence.astype("str")

@@ -88,11 +88,13 @@ def create_app(
     )
     app.state.recstack = state
     install_error_handlers(app)
-    for module in (recommend, similar, search, events, items, users, admin, health):
-        document_security(module.router)
-        app.include_router(module.router)
+    routers = [m.router for m in (recommend, similar, search, events, items, users, admin, health)]
+    for router in [*routers, health.metrics_router(settings.metrics_public)]:
+        document_security(router)
+        app.include_router(router)
     security_schemes_openapi(app)
-    app.router.routes[:0] = recommend.plain_routes()  # ahead of FastAPI's copy (docs only)
+    # ahead of FastAPI's copies of the same paths (kept for the OpenAPI schema)
+    app.router.routes[:0] = [*recommend.plain_routes(), *events.plain_routes()]
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_bytes=settings.max_request_bytes
     )

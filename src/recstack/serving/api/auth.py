@@ -8,9 +8,11 @@ stops working within that time. Rejected keys are remembered for a shorter time 
 retrying a bad key cannot hammer the database either.
 
 Missing key -> 401, unknown or revoked key -> 401, key with too small a scope -> 403, over the
-rate limit -> 429 with ``Retry-After``. The check runs on the event loop (no thread hop): it is
-a dict lookup and a counter, touching the database only when the key cache misses. With ``auth_enabled=False`` every caller is an admin
-and rate limits apply per client address.
+rate limit of the key's scope (``rate_limit_per_minute`` for read keys,
+``rate_limit_write_per_minute``, ``rate_limit_admin_per_minute``) -> 429 with ``Retry-After``.
+The check runs on the event loop (no thread hop): it is a dict lookup and a counter, touching
+the database only when the key cache misses. With ``auth_enabled=False`` every caller is an
+admin and the admin limit applies per client address.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.datastructures import Headers
 
 from recstack.serving.api.errors import ApiError
 from recstack.serving.runtime.keys import SCOPE_RANK, Principal
+from recstack.serving.runtime.ratelimit import scope_limits
 
 # The two ways to present a key, as OpenAPI security schemes (alternatives: either one).
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
@@ -84,12 +87,13 @@ def authorize(request: Request, scope: str) -> Principal:
                 403,
                 f"this route needs a key with scope '{scope}'; yours has '{principal.scope}'",
             )
-    decision = state.limiter.hit(principal.id)
+    limit = scope_limits(state.settings).get(principal.scope, state.limiter.limit)
+    decision = state.limiter.hit(principal.id, limit)
     if not decision.allowed:
         raise ApiError(
             429,
-            f"rate limit of {state.limiter.limit} requests per minute exceeded; "
-            f"retry in {decision.retry_after} s",
+            f"rate limit of {decision.limit} requests per minute for {principal.scope} keys "
+            f"exceeded; retry in {decision.retry_after} s",
             headers={"Retry-After": str(decision.retry_after)},
         )
     request.state.principal = principal

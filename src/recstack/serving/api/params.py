@@ -18,7 +18,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 
 from recstack.data.loaders.cells import MAX_ID_LENGTH
-from recstack.serving.engine.filters import parse_filter
+from recstack.serving.engine.filters import RANGE_OPS, SET_OPS, parse_filter
 from recstack.serving.engine.request import (
     MAX_EXCLUDE,
     MAX_FILTER_LENGTH,
@@ -71,6 +71,8 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 NAMES = frozenset(f.name for f in FIELDS)
+FILTER = next(f for f in FIELDS if f.name == "filter")
+MAX_ATTRIBUTE_LENGTH = 255  # characters of an attribute name (``schemas.ItemIn``)
 DEFAULTS = RecommendationRequest()
 
 
@@ -179,7 +181,7 @@ def _schema(field: Field, text: bool) -> dict[str, Any]:
         item = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
         schema = {"type": "array", "items": item, "maxItems": field.maximum}
     elif field.kind == "json":
-        schema = {"type": "object"} if text else {"anyOf": [{"type": "object"}, {"type": "null"}]}
+        schema = {"anyOf": [filter_schema(), {"type": "null"}]}
     else:
         schema = {"type": "string", "minLength": field.minimum, "maxLength": field.maximum}
         if not text:
@@ -187,27 +189,93 @@ def _schema(field: Field, text: bool) -> dict[str, Any]:
     default = list(field.default) if isinstance(field.default, tuple) else field.default
     if default is not None:
         schema["default"] = default
-    return {**schema, "description": field.description}
+    description = field.description
+    if field.kind == "int" and not text:  # JSON Schema cannot tell 5.0 from 5; the parser can
+        description += " A JSON integer written without a fraction (`5`, not `5.0`)."
+    return {**schema, "description": description}
+
+
+def filter_schema() -> dict[str, Any]:
+    """The JSON schema of a filter, as exact as its grammar (``engine.filters``) allows.
+
+    Everything the compiler refuses for its shape is outside the schema; what it refuses
+    because of the data (an attribute no item has, a range on an attribute without numbers)
+    is the route's documented 422.
+    """
+    scalar = {"anyOf": [{"type": t} for t in ("string", "number", "boolean", "null")]}
+    scalars = {"type": "array", "items": scalar}
+    number = {"type": "number"}
+    condition = {
+        "anyOf": [
+            scalar,
+            scalars,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    **{op: scalars for op in ("in", "nin")},
+                    **{op: scalar for op in ("eq", "ne")},
+                    **{op: number for op in RANGE_OPS},
+                },
+            },
+        ]
+    }
+    # ids compare as text, so any value names an id (one that matches none excludes nothing)
+    id_condition = {
+        "anyOf": [
+            {"not": {"type": "object"}},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {op: {} for op in SET_OPS},
+            },
+        ]
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "active": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+            "item_id": id_condition,
+        },
+        "propertyNames": {"minLength": 1, "maxLength": MAX_ATTRIBUTE_LENGTH},
+        "additionalProperties": condition,
+        "examples": [{"genres": {"in": ["Action"]}}],
+    }
+
+
+def query_parameter(field: Field) -> dict[str, Any]:
+    """The OpenAPI query parameter of one option (``filter`` is JSON text, documented as such)."""
+    param: dict[str, Any] = {
+        "name": field.name,
+        "in": "query",
+        "required": False,
+        "description": field.description,
+    }
+    if field.kind == "json":
+        param["content"] = {"application/json": {"schema": _schema(field, True)}}
+    else:
+        param["schema"] = _schema(field, True)
+        if field.kind == "ids":
+            param.update(style="form", explode=True)
+    return param
 
 
 def query_parameters() -> list[dict[str, Any]]:
-    """OpenAPI ``parameters`` of the GET form (``filter`` is JSON text, documented as such)."""
-    out = []
-    for field in FIELDS:
-        param: dict[str, Any] = {
-            "name": field.name,
-            "in": "query",
-            "required": False,
-            "description": field.description,
-        }
-        if field.kind == "json":
-            param["content"] = {"application/json": {"schema": _schema(field, True)}}
-        else:
-            param["schema"] = _schema(field, True)
-            if field.kind == "ids":
-                param.update(style="form", explode=True)
-        out.append(param)
-    return out
+    """OpenAPI ``parameters`` of the GET form."""
+    return [query_parameter(field) for field in FIELDS]
+
+
+def filter_query_parameter() -> dict[str, Any]:
+    """The OpenAPI ``filter`` query parameter, for other routes that take one."""
+    return query_parameter(FILTER)
+
+
+def filter_from_query(query: Any) -> dict[str, Any] | None:
+    """The ``filter`` of a Starlette ``QueryParams`` through the one parser (422 if bad)."""
+    if "filter" not in query:
+        return None
+    return parse_options({"filter": query["filter"]}, "query").filter
 
 
 def body_schema() -> dict[str, Any]:

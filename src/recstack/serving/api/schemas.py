@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,12 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from recstack.data.loaders.cells import MAX_ID_LENGTH
 from recstack.serving.engine.request import MAX_BATCH_EVENTS, MAX_BATCH_ITEMS, MAX_K
+from recstack.serving.engine.results import ScoredItem
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BATCH_ITEMS", "MAX_ID_LENGTH", "MAX_K"]
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+# The store refuses NUL in ids (data.validation) and PostgreSQL in any text or JSON string, so
+# the schema says so rather than letting a valid-looking request fail at the database.
+NO_NUL = r"^[^\x00]*$"
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)
+]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Scalar = Annotated[str, StringConstraints(max_length=1000)] | bool | int | FiniteFloat
+Scalar = (
+    Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] | bool | int | FiniteFloat
+)
 AttributeValue = Scalar | list[Scalar] | None
 
 
@@ -30,9 +39,34 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries documenting the error body for ``statuses``."""
-    return {status: {"model": ErrorBody, "description": "Error"} for status in statuses}
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "Missing, unknown or revoked API key.",
+    403: "The key's scope is too small for this route or option.",
+    404: "Not found.",
+    413: "Body or batch over its documented size limit.",
+    422: "Invalid request; the message names the field and the reason.",
+    429: "Over the key's rate limit; retry after `Retry-After` seconds.",
+    503: "Not available yet (no engine loaded, no store connected, or no content model).",
+}
+
+
+def error_responses(
+    *statuses: int, reasons: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the error body for ``statuses``.
+
+    ``reasons`` replaces the generic description of a status with the route's own, for the
+    answers a schema-valid request can still get because of the data (an event naming an item
+    the catalogue lacks, a filter naming an attribute no item has).
+    """
+    reasons = reasons or {}
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": reasons.get(status, ERROR_DESCRIPTIONS.get(status, "Error")),
+        }
+        for status in statuses
+    }
 
 
 # ---- recommendations ----------------------------------------------------------------------------
@@ -50,6 +84,11 @@ class RecommendedItem(BaseModel):
     score: float
     title: str | None = None
     explanation: list[Explanation] | None = None
+
+
+def scored_items(items: Iterable[ScoredItem]) -> list[dict[str, Any]]:
+    """The engine's scored items as ``RecommendedItem`` bodies (lists without explanations)."""
+    return [{"item_id": i.item_id, "score": i.score, "title": i.title} for i in items]
 
 
 class ModelRef(BaseModel):
@@ -101,7 +140,9 @@ class EventIn(BaseModel):
     )
     user_id: Identifier
     item_id: Identifier
-    event_type: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "view"
+    event_type: Annotated[
+        str, StringConstraints(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]*$")
+    ] = Field("view", description="A short name without control characters.")
     value: FiniteFloat | None = Field(None, description="E.g. a rating; weighs valued event types.")
     timestamp: datetime | None = Field(
         None, strict=False, description="Epoch seconds or ISO 8601; default now."
@@ -124,15 +165,47 @@ class EventsResponse(BaseModel):
 
 
 # ---- items and users ----------------------------------------------------------------------------
+def _names_of_every_key(schema: dict[str, Any]) -> None:
+    """Put a key pattern under ``propertyNames``: pydantic writes it as ``patternProperties``,
+    which leaves keys that do not match it unconstrained instead of refused."""
+    patterns = schema.pop("patternProperties", None)
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        schema["additionalProperties"] = values
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+
+
 class ItemIn(BaseModel):
     model_config = STRICT
 
-    title: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    text: Annotated[str, StringConstraints(max_length=100_000)] | None = None
+    title: Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)] | None = None
+    text: Annotated[str, StringConstraints(max_length=100_000, pattern=NO_NUL)] | None = None
     attributes: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=255)], AttributeValue
-    ] = Field(default_factory=dict)
+        Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_NUL)],
+        AttributeValue,
+    ] = Field(default_factory=dict, json_schema_extra=_names_of_every_key)
     active: bool = True
+
+
+class BatchItemIn(ItemIn):
+    """One item of a batch upsert: ``ItemIn`` with its id."""
+
+    item_id: Identifier
+
+
+class ItemBatch(BaseModel):
+    model_config = STRICT
+
+    items: list[BatchItemIn] = Field(
+        description=f"Up to {MAX_BATCH_ITEMS} items, stored all or none; larger batches get "
+        "413. Entries apply in order, as that many PUTs would: fields left out keep their "
+        "stored values."
+    )
+
+
+class ItemBatchResponse(BaseModel):
+    upserted: int = Field(description="Distinct items stored (created or updated).")
+    item_ids: list[str] = Field(description="Their ids, in request order.")
 
 
 class ItemOut(BaseModel):

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from recstack.data.dataset import Dataset
 from recstack.data.weights import EventWeighting
 from recstack.errors import NotFoundError
 from recstack.models.base import FactorRecommender, Recommender
+from recstack.models.protocols import TextSearchable
 from recstack.serving.engine.blend import interleave
 from recstack.serving.engine.catalogue import Catalogue
 from recstack.serving.engine.discovery import DiscoveryMixin
@@ -46,12 +49,14 @@ from recstack.serving.engine.item_state import (
     catalogue_from,
     content_with,
     item_text_of,
-    texts_of,
     with_catalogue,
     with_content_item,
     with_content_of,
 )
+from recstack.serving.engine.positions import ModelPositions
 from recstack.serving.engine.results import FALLBACK, ModelInfo, Recommendations, ScoredItem
+from recstack.serving.engine.snapshot import ServingSnapshot
+from recstack.serving.engine.vectors import ItemVectorSearch
 
 __all__ = ["Engine", "ModelInfo", "Recommendations", "ScoredItem"]
 
@@ -59,8 +64,9 @@ log = logging.getLogger("recstack.serving")
 
 EXPLAIN_TOP = 3
 DEFAULT_SLOT = "champion"
-SMALL_BATCH = 10_000  # events weighted in Python up to this size (any API batch), pandas above
-FOLDED_CACHE_SIZE = 200_000  # users whose folded-in vectors are remembered (cleared when full)
+FOLDED_CACHE_SIZE = (
+    20_000  # folded-in vectors remembered (cleared when full): ~10 MiB at 64 factors
+)
 NO_HISTORY = sp.csr_matrix((1, 0), dtype=np.float32)  # for models that ignore it (known users)
 
 
@@ -110,23 +116,51 @@ class Engine(DiscoveryMixin):
         ``dataset`` gives histories, popularity and the catalogue (its ``item_meta``); item
         positions are ``model.items`` followed by catalogue items the model lacks.
         """
-        if content is None and model is not None and model.name == "content":
+        return cls.from_snapshot(
+            ServingSnapshot.of(dataset),
+            model,
+            content=content,
+            model_info=model_info,
+            content_info=content_info,
+            weighting=weighting,
+            ann_threshold=ann_threshold,
+            history_since=history_since,
+            slot=slot,
+        )
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: ServingSnapshot,
+        model: Recommender | None = None,
+        *,
+        content: Any | None = None,
+        model_info: ModelInfo | None = None,
+        content_info: ModelInfo | None = None,
+        weighting: EventWeighting | None = None,
+        ann_threshold: int = 20_000,
+        history_since: int | None = None,
+        slot: str = DEFAULT_SLOT,
+    ) -> Engine:
+        """Build from histories and a catalogue (``ServingSnapshot``) and the served models.
+
+        Item positions are ``model.items`` followed by the other items of the histories and
+        of the catalogue. A snapshot whose history columns already are those positions (a
+        serving image built for this model) is used as it is, memory-mapped arrays included.
+        """
+        if content is None and isinstance(model, TextSearchable):
             content = model  # a served content model also answers search and cold items
-        base = model.items if model is not None else dataset.items
-        ids = base.extend(dataset.items.ids)
+        base = model.items if model is not None else snapshot.item_ids
+        ids = base.extend(snapshot.item_ids.ids).extend(snapshot.items.ids)
         if model is not None and content is model:
             extra = ids.ids[len(model.items) :].tolist()
             if extra:
-                content = model = content_with(model, extra, texts_of(dataset, extra))
+                content = model = content_with(model, extra, snapshot.texts(extra))
                 ids = model.items
-        catalogue = catalogue_from(ids, dataset)
-        columns = ids.indices(dataset.items.ids)
-        matrix = dataset.matrix.tocsr()
-        matrix = sp.csr_matrix(
-            (matrix.data, columns[matrix.indices], matrix.indptr), shape=(matrix.shape[0], len(ids))
-        )
-        histories = UserHistories(dataset.users, matrix)
-        state = build_item_state(catalogue, model, content, ann_threshold)
+        catalogue = catalogue_from(ids, snapshot.items, snapshot.item_meta)
+        histories = UserHistories(snapshot.users, snapshot.matrix_over(ids), presorted=True)
+        users = (histories.users, histories.rows)
+        state = build_item_state(catalogue, model, content, ann_threshold, users)
         info = model_info or (ModelInfo(model.name) if model is not None else FALLBACK)
         if content is not None and content_info is None:
             content_info = ModelInfo(content.name)
@@ -186,7 +220,8 @@ class Engine(DiscoveryMixin):
                 )
             if missing:
                 states = {name: with_catalogue(st, catalogue) for name, st in states.items()}
-            built = build_item_state(catalogue, model, None, ann_threshold)
+            users = (self.histories.users, self.histories.rows)
+            built = build_item_state(catalogue, model, None, ann_threshold, users)
             states[slot] = with_content_of(built, states[self.primary])
             self._states = states
             self._infos = {**self._infos, slot: model_info}
@@ -241,7 +276,7 @@ class Engine(DiscoveryMixin):
         st = self._state(slot)
         if st.model is None or self.histories.is_forgotten(user_id):
             return False
-        return st.model_users.get(user_id, -1) >= 0
+        return st.model_user(user_id) >= 0
 
     def history(self, user_id: str) -> list[tuple[str, float]]:
         """The user's in-memory history as ``(item_id, weight)`` pairs."""
@@ -274,9 +309,7 @@ class Engine(DiscoveryMixin):
             mask[rows[rows >= 0]] = False
         model_user = self._model_user(user_id, st)
         cold_start = (
-            st.model is None
-            or self.histories.is_forgotten(user_id)
-            or st.model_users.get(user_id, -1) < 0
+            st.model is None or self.histories.is_forgotten(user_id) or st.model_user(user_id) < 0
         )
         if st.model is None or (model_user < 0 and len(hist_items) == 0):
             idx, val = self._popular(cat, mask, k)
@@ -430,29 +463,6 @@ class Engine(DiscoveryMixin):
         }
 
     # ---- live updates -------------------------------------------------------------------------
-    def event_weights(self, event_types: list[str], values: list[float | None]) -> np.ndarray:
-        """Weights of events under the server's ``EventWeighting`` (NaN = dropped).
-
-        Small batches (the usual live post) apply the weighting's rule per event in Python,
-        which is far cheaper than building pandas Series; large ones call
-        ``EventWeighting.weights``. Both give the same numbers.
-        """
-        if len(event_types) > SMALL_BATCH:
-            value = pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)
-            return self.weighting.weights(pd.Series(event_types, dtype=object), value)
-        w = self.weighting
-        out = np.empty(len(event_types), dtype=np.float32)
-        for i, (kind, value) in enumerate(zip(event_types, values, strict=True)):
-            weight = w.type_weight.get(kind, w.default_weight)
-            if kind in w.use_value:
-                missing = value is None or value != value
-                if not missing and w.min_value is not None and value < w.min_value:
-                    weight = float("nan")
-                elif not missing:
-                    weight *= float(value)
-            out[i] = weight
-        return out
-
     def apply_events(
         self,
         user_ids: list[str],
@@ -462,27 +472,23 @@ class Engine(DiscoveryMixin):
     ) -> set[str]:
         """Add stored events to the users' live histories; returns the users touched.
 
-        Events are grouped per user with plain dicts (a batch is mostly one event per user),
-        then each user's row is updated once.
+        Unknown items and events the weighting drops are skipped; one event goes the single
+        row path, a batch the vectorised one (``UserHistories.add_many``).
         """
-        weights = self.event_weights(event_types, values).tolist()
+        weights = self.weighting.weight_list(event_types, values)
         position = self._items.catalogue.positions.get
-        groups: dict[str, tuple[list[int], list[float]]] = {}
-        for user_id, item_id, weight in zip(user_ids, item_ids, weights, strict=True):
-            pos = position(str(item_id), -1)
-            if pos < 0 or weight != weight:  # unknown item, or dropped by the weighting (NaN)
-                continue
-            group = groups.get(user_id)
-            if group is None:
-                groups[user_id] = ([pos], [weight])
-            else:
-                group[0].append(pos)
-                group[1].append(weight)
-        for user_id, (items, item_weights) in groups.items():
-            self.histories.add(
-                user_id, np.asarray(items, dtype=np.int32), np.asarray(item_weights, np.float32)
-            )
-        return set(groups)
+        positions = np.fromiter(
+            (position(str(i), -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
+        )
+        keep = (positions >= 0) & ~np.isnan(weights)
+        if not keep.all():
+            user_ids = [u for u, k in zip(user_ids, keep.tolist(), strict=True) if k]
+            positions, weights = positions[keep], weights[keep]
+        if len(user_ids) == 1:
+            self.histories.add(user_ids[0], positions.astype(np.int32), weights)
+        else:
+            self.histories.add_many(user_ids, positions, weights)
+        return set(user_ids)
 
     def set_history(self, user_id: str, events: pd.DataFrame) -> None:
         """Replace a user's history with ``events`` (item_id, event_type, value, timestamp)."""
@@ -542,3 +548,101 @@ class Engine(DiscoveryMixin):
                         updated[name] = with_content_of(st, first)
             self._states = updated
             return is_new
+
+    def upsert_items(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Add or update many catalogue items at once; returns how many are new.
+
+        ``records`` are item records (``item_id``, ``title``, ``text``, ``attributes``,
+        ``active``); a repeated id takes the later record. The same as ``upsert_item`` per
+        record, but the catalogue is rebuilt and the content model copied and asked to embed
+        once for the batch instead of once per item.
+        """
+        latest = {str(r["item_id"]): r for r in records}
+        if not latest:
+            return 0
+        attributes = {i: dict(r.get("attributes") or {}) for i, r in latest.items()}
+        with self._write_lock:
+            states = self._states
+            catalogue, positions, is_new = states[self.primary].catalogue.with_items(
+                [
+                    (i, r.get("title"), attributes[i], bool(r.get("active", True)))
+                    for i, r in latest.items()
+                ]
+            )
+            updated = {name: with_catalogue(st, catalogue) for name, st in states.items()}
+            first = updated[self.primary]
+            if first.content is not None and first.content_search is not None:
+                ids = list(latest)
+                texts = [
+                    item_text_of(r.get("title"), r.get("text"), attributes[i])
+                    for i, r in latest.items()
+                ]
+                shared = first.content
+                first = updated[self.primary] = _with_content_items(first, ids, positions, texts)
+                for name, st in updated.items():
+                    if name == self.primary:
+                        continue
+                    if st.model is shared:  # a content model served in another slot too
+                        updated[name] = _with_content_items(st, ids, positions, texts)
+                    else:
+                        updated[name] = with_content_of(st, first)
+            self._states = updated
+            return sum(is_new)
+
+
+def _with_content_items(
+    st: ItemState, item_ids: list[str], positions: list[int], texts: list[str]
+) -> ItemState:
+    """``with_content_item`` for many items: one copy of the content model embeds them all."""
+    assert st.content is not None and st.content_search is not None
+    content = content_with(st.content, item_ids, texts)
+    rows = content.items.indices(item_ids)
+    at = np.asarray(positions, dtype=np.int64)
+    search = _covering(st.content_search, content.similarity_vectors())
+    n = st.catalogue.n_items
+    to_content = np.concatenate(
+        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
+    )
+    to_content[at] = rows
+    from_content = np.concatenate(
+        [st.from_content, np.full(len(content.items) - len(st.from_content), -1, dtype=np.int64)]
+    )
+    from_content[rows] = at
+    changes: dict[str, Any] = {
+        "content": content,
+        "content_search": search,
+        "to_content": to_content,
+        "from_content": from_content,
+    }
+    if st.model is st.content:
+        assert st.model_search is not None
+        grew = rows >= st.n_model
+        added = at[grew][np.argsort(rows[grew], kind="stable")]  # in model index order
+        base = st.positions.from_model
+        if base is None and np.array_equal(added, np.arange(st.n_model, st.n_model + len(added))):
+            model_positions = ModelPositions(st.n_model + len(added), n)
+        else:
+            base = np.arange(st.n_model) if base is None else base
+            model_positions = ModelPositions.align_arrays(np.concatenate([base, added]), n)
+        changes.update(
+            model=content,
+            positions=model_positions,
+            model_search=_covering(st.model_search, content.item_vectors()),
+            similar_search=search,
+        )
+    else:
+        changes["positions"] = st.positions.grown(n)
+    return replace(st, **changes)
+
+
+def _covering(search: ItemVectorSearch, vectors: np.ndarray) -> ItemVectorSearch:
+    """``search`` over a grown or re-described content model's ``vectors``.
+
+    An exact search takes the new array whole. An HNSW index keeps its graph and the rows
+    after it become its exact tail; a re-described item inside the graph keeps its old vector
+    there until the next reload, as with ``upsert_item``.
+    """
+    if not search.approximate:
+        return ItemVectorSearch(vectors, None, search.tail[:0])
+    tail = np.asarray(vectors[len(search.vectors) :], dtype=np.float32)
+    return replace(search, tail=tail)

@@ -34,7 +34,7 @@ class DiscoveryMixin:
     def _model_user(self, user_id: str, st: ItemState) -> int:
         if st.model is None or self.histories.is_changed(user_id):
             return -1
-        return st.model_users.get(user_id, -1)
+        return st.model_user(user_id)
 
     def _scored(self, cat: Catalogue, idx: np.ndarray, val: np.ndarray) -> list[ScoredItem]:
         ids = cat.ids.externals(idx)

@@ -1,11 +1,12 @@
 """Per-user interaction histories in memory: a CSR from the snapshot plus live per-user rows.
 
-Rows of users who posted events since the snapshot live in a dict. Every row is kept sorted by
+The snapshot CSR may be a memory-mapped serving image shared by every worker, so it is only
+ever read. Rows of users who posted events since the snapshot live in a dict. Every row is kept sorted by
 item index, so adding a few events is a binary search and an insert into that user's row
 (O(history), never O(all users)). Such users count as *changed*: their learned vectors no
-longer match their history, so the engine folds them in. Purged users are blanked in the CSR
-and only a hash of their id is kept (so a learned vector for them is never used again);
-nothing else about them remains.
+longer match their history, so the engine folds them in. Purged users are
+hidden: only a hash of their id is kept, which blanks their snapshot row and stops their
+learned vector being used (the store deletes their events and the serving images).
 """
 
 from __future__ import annotations
@@ -43,24 +44,38 @@ def _summed(items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndar
 class UserHistories:
     """Item indices and weights per user, safe to read and update from many threads."""
 
-    def __init__(self, users: IdMap, matrix: sp.csr_matrix) -> None:
-        """``matrix`` rows follow ``users``; columns are engine item indices."""
+    def __init__(self, users: IdMap, matrix: sp.csr_matrix, presorted: bool = False) -> None:
+        """``matrix`` rows follow ``users``; columns are engine item indices.
+
+        With ``presorted`` (every row sorted by column, float32 weights, int32 columns) the
+        arrays are used as they are, so a memory-mapped serving image stays shared between
+        workers; they are never written to.
+        """
+        self.users = users
         self._rows = positions_of(users)
-        own = sp.csr_matrix(
-            (
-                np.array(matrix.data, dtype=np.float32),
-                np.array(matrix.indices, dtype=np.int32),
-                np.array(matrix.indptr, dtype=np.int64 if matrix.nnz >= 2**31 else np.int32),
-            ),
-            shape=matrix.shape,
-        )
-        own.sort_indices()
+        if presorted and matrix.data.dtype == np.float32 and matrix.indices.dtype == np.int32:
+            own = matrix
+        else:
+            own = sp.csr_matrix(
+                (
+                    np.array(matrix.data, dtype=np.float32),
+                    np.array(matrix.indices, dtype=np.int32),
+                    np.array(matrix.indptr, dtype=np.int64 if matrix.nnz >= 2**31 else np.int32),
+                ),
+                shape=matrix.shape,
+            )
+            own.sort_indices()
         self._indptr, self._indices, self._data = own.indptr, own.indices, own.data
         self._live: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._forgotten: set[str] = set()
         self._lock = threading.Lock()
         counts = np.bincount(self._indices[self._data > 0], minlength=matrix.shape[1])
         self._popularity = counts.astype(np.float64)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Snapshot row of each user of ``users`` (read-only: shared with the model slots)."""
+        return self._rows
 
     @property
     def n_users(self) -> int:
@@ -127,6 +142,74 @@ class UserHistories:
             self._shift_popularity(new_items, before, before + new_weights)
             self._live[user_id] = (merged_items, merged_weights)
 
+    def add_many(self, user_ids: list[str], items: np.ndarray, weights: np.ndarray) -> None:
+        """``add`` for a batch of events of many users at once, with a fixed number of numpy
+        operations for the whole batch instead of several per user (a 1,000-event post touches
+        about 1,000 users).
+
+        The touched users' current rows and the new events are concatenated, sorted by (user,
+        item), and summed per pair; popularity moves for pairs whose weight crosses zero.
+        """
+        if len(user_ids) == 0:
+            return
+        users = list(dict.fromkeys(user_ids))
+        label = {u: i for i, u in enumerate(users)}
+        new_user = np.fromiter((label[u] for u in user_ids), np.int64, len(user_ids))
+        with self._lock:
+            old_user, old_items, old_weights = self._gather(users)
+            n_old = len(old_items)
+            user = np.concatenate([old_user, new_user])
+            item = np.concatenate([old_items, np.asarray(items, dtype=np.int64)])
+            weight = np.concatenate([old_weights, np.asarray(weights, dtype=np.float32)])
+            is_new = np.arange(len(user)) >= n_old
+            order = np.lexsort((item, user))
+            user, item, weight, is_new = user[order], item[order], weight[order], is_new[order]
+            start = np.flatnonzero(np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])])
+            summed = np.add.reduceat(weight, start).astype(np.float32)
+            before = np.add.reduceat(np.where(is_new, 0.0, weight), start)
+            pair_user, pair_item = user[start], item[start]
+            self._shift_popularity(pair_item, before, summed)
+            bounds = np.searchsorted(pair_user, np.arange(len(users) + 1)).tolist()
+            pair_item32 = pair_item.astype(np.int32)
+            live = self._live
+            for j, u in enumerate(users):
+                lo, hi = bounds[j], bounds[j + 1]
+                live[u] = (pair_item32[lo:hi], summed[lo:hi])
+
+    def _gather(self, users: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The current rows of ``users`` concatenated: (user label, item, weight) arrays, the
+        snapshot rows gathered in one step."""
+        labels, parts_items, parts_weights = [], [], []
+        snap_labels, snap_rows = [], []
+        get_row, live, forgotten = self._rows.get, self._live, bool(self._forgotten)
+        for j, u in enumerate(users):
+            row = live.get(u)
+            if row is not None:
+                labels.append(np.full(len(row[0]), j, dtype=np.int64))
+                parts_items.append(row[0])
+                parts_weights.append(row[1])
+                continue
+            r = get_row(u, -1)
+            if r >= 0 and not (forgotten and self.is_forgotten(u)):
+                snap_labels.append(j)
+                snap_rows.append(r)
+        if snap_rows:
+            rows = np.asarray(snap_rows, dtype=np.int64)
+            starts = np.asarray(self._indptr[rows], dtype=np.int64)
+            lengths = np.asarray(self._indptr[rows + 1], dtype=np.int64) - starts
+            offsets = np.cumsum(lengths) - lengths
+            take = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+            labels.append(np.repeat(np.asarray(snap_labels, dtype=np.int64), lengths))
+            parts_items.append(self._indices[take])
+            parts_weights.append(self._data[take])
+        if not labels:
+            return np.empty(0, np.int64), np.empty(0, np.int64), EMPTY_WEIGHTS
+        return (
+            np.concatenate(labels),
+            np.concatenate(parts_items).astype(np.int64),
+            np.concatenate(parts_weights).astype(np.float32),
+        )
+
     def _add_one(self, user_id: str, item: int, weight: float) -> None:
         """``add`` for one interaction, the usual live event: a binary search, two slices and
         a join, and popularity moved by at most one user (no temporary arrays)."""
@@ -169,11 +252,6 @@ class UserHistories:
             old_items, old_weights = self.row(user_id)
             self._shift_rows(old_items, old_weights, EMPTY_ITEMS, EMPTY_WEIGHTS)
             self._live.pop(user_id, None)
-            r = self._rows.get(user_id, -1)
-            if r >= 0:
-                lo, hi = self._indptr[r], self._indptr[r + 1]
-                self._data[lo:hi] = 0.0
-                self._indices[lo:hi] = 0
             self._forgotten.add(_digest(user_id))
 
     def popularity(self, n_items: int) -> np.ndarray:

@@ -11,15 +11,16 @@ own indices and back (-1 where one side lacks the item).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from recstack.data.dataset import Dataset
+from recstack.data.idmap import IdMap
 from recstack.models.base import FactorRecommender, Recommender
+from recstack.models.protocols import TextSearchable
 from recstack.serving.engine.catalogue import Catalogue, positions_of
 from recstack.serving.engine.positions import ModelPositions
 from recstack.serving.engine.vectors import ItemVectorSearch, LazyCosineSearch
@@ -39,6 +40,13 @@ class ItemState:
     to_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     from_content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     model_users: dict[str, int] = field(default_factory=dict)
+    n_model_users: int = 0
+
+    def model_user(self, user_id: str) -> int:
+        """The model's row of a user, -1 when the model never learned them (``model_users``
+        may be the histories' own dict, whose users past ``n_model_users`` the model lacks)."""
+        row = self.model_users.get(user_id, -1)
+        return row if row < self.n_model_users else -1
 
     @property
     def n_model(self) -> int:
@@ -98,37 +106,18 @@ def item_text_of(title: str | None, text: str | None, attributes: dict[str, Any]
     return item_text(title, text, attributes)
 
 
-def texts_of(dataset: Dataset, item_ids: list[str]) -> list[str]:
-    """Embeddable texts of catalogue items from a snapshot's item metadata ("" if none)."""
-    meta = dataset.item_meta
-    if meta is None:
-        return ["" for _ in item_ids]
-    rows = dataset.items.indices(item_ids)
-    out = []
-    for r in rows:
-        if r < 0:
-            out.append("")
-            continue
-        row = meta.iloc[int(r)]
-        out.append(item_text_of(row["title"], row["text"], row["attributes"]))
-    return out
-
-
-def content_with(content: Any, item_ids: list[str], texts: list[str]) -> Any:
+def content_with(content: TextSearchable, item_ids: list[str], texts: list[str]) -> Any:
     """A copy of the content model that also covers ``item_ids`` (the original is untouched)."""
-    grown = copy.copy(content)
-    grown.meta = copy.copy(content.meta)
-    grown.add_items(list(item_ids), list(texts))
-    return grown
+    return content.with_items(list(item_ids), list(texts))
 
 
-def catalogue_from(ids: Any, dataset: Dataset) -> Catalogue:
-    """Catalogue over engine positions; items missing from the store's catalogue are inactive."""
-    meta = dataset.item_meta
+def catalogue_from(ids: IdMap, items: IdMap, meta: pd.DataFrame | None) -> Catalogue:
+    """Catalogue over engine positions ``ids`` from the store's ``items`` and their ``meta``
+    (rows follow ``items``); items missing from the store's catalogue are inactive."""
     n = len(ids)
     if meta is None:
         return Catalogue.build(ids, [None] * n, [{}] * n, [True] * n)
-    rows = dataset.items.indices(ids.ids)
+    rows = items.indices(ids.ids)
     present = rows >= 0
     safe = np.where(present, rows, 0)
     titles = np.asarray(meta["title"].to_numpy(dtype=object))[safe]
@@ -142,13 +131,19 @@ def catalogue_from(ids: Any, dataset: Dataset) -> Catalogue:
 
 
 def build_item_state(
-    catalogue: Catalogue, model: Recommender | None, content: Any | None, ann: int
+    catalogue: Catalogue,
+    model: Recommender | None,
+    content: Any | None,
+    ann: int,
+    users: tuple[IdMap, dict[str, int]] | None = None,
 ) -> ItemState:
     """The item state for a catalogue, the served model and an optional content model.
 
     Factor models get an inner-product search over their item vectors (HNSW above ``ann``
     items) and a cosine search for similar items, built on first use. Every item of ``model``
-    must be in ``catalogue`` (``catalogue_covering`` adds the missing ones).
+    must be in ``catalogue``. ``users`` are the histories' users and their row dict: when
+    the model's users are their first rows (a serving image in the model's order) the dict is
+    shared rather than built again for 162K users.
     """
     if model is not None:
         positions = ModelPositions.align(model.items, catalogue.ids)
@@ -169,7 +164,12 @@ def build_item_state(
             similar_search = content_search
         to_content = content.items.indices(catalogue.ids.ids)
         from_content = catalogue.ids.indices(content.items.ids)
-    model_users = positions_of(model.users) if model is not None else {}
+    model_users: dict[str, int] = {}
+    n_model_users = 0
+    if model is not None:
+        n_model_users = len(model.users)
+        shared = users is not None and np.array_equal(users[0].ids[:n_model_users], model.users.ids)
+        model_users = users[1] if shared and users is not None else positions_of(model.users)
     return ItemState(
         catalogue,
         model,
@@ -181,6 +181,7 @@ def build_item_state(
         to_content,
         from_content,
         model_users,
+        n_model_users,
     )
 
 

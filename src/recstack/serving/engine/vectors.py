@@ -16,11 +16,7 @@ from typing import Any
 
 import numpy as np
 
-# HNSW graph settings: a sparser graph (M=16) builds faster at every worker start and, with
-# ef_search=128, still finds >= 0.95 of the exact top-10 (tests/serving measures it).
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+from recstack.index.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ from typing import Any
 
 from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
+from recstack.models.protocols import TextSearchable
 from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.engine.snapshot import ServingSnapshot
+from recstack.serving.runtime.image import open_image
 from recstack.settings import Settings
 
 log = logging.getLogger("recstack.serving")
 
-SECONDS_PER_DAY = 86_400
 CONTENT_SUFFIX = "-content"
 
 
@@ -37,13 +39,6 @@ class LoadReport:
 def event_weighting(settings: Settings) -> EventWeighting:
     """The weighting the server applies to live events, from ``settings.event_weights``."""
     return settings.weighting()
-
-
-def history_since(settings: Settings) -> int | None:
-    """Epoch seconds of the oldest event kept in memory (``history_days``), or None for all."""
-    if settings.history_days is None:
-        return None
-    return int(time.time()) - int(settings.history_days) * SECONDS_PER_DAY
 
 
 def registry_configured(settings: Settings) -> bool:
@@ -117,7 +112,7 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         if found is not None:
             model, model_info = found
             report.model_loaded = True
-            if model.name == "content":
+            if isinstance(model, TextSearchable):
                 content, content_info = model, model_info
             else:
                 extra = load_registered(settings, settings.model_name + CONTENT_SUFFIX)
@@ -131,10 +126,19 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
     if content is None:
         report.notes.append("no content model: /v1/search is unavailable")
     weighting = event_weighting(settings)
-    since = history_since(settings)
-    dataset = store.snapshot(weighting, since=since)
-    engine = Engine.from_dataset(
-        dataset,
+    since = settings.history_since()
+    delta = None
+    if settings.serving_images:
+        items = model.items if model is not None else None
+        users = model.users if model is not None else None
+        image = open_image(settings.home, store, items, model_info, weighting, since, users)
+        snapshot, delta = image.snapshot, image.delta
+        verb = "written" if image.built else "mapped"
+        report.notes.append(f"serving image {image.key} {verb} in {image.seconds}s")
+    else:
+        snapshot = ServingSnapshot.of(store.snapshot(weighting, since=since))
+    engine = Engine.from_snapshot(
+        snapshot,
         model,
         content=content,
         model_info=model_info,
@@ -144,6 +148,13 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         history_since=since,
         slot=settings.serving_alias,
     )
+    if delta is not None and len(delta):
+        engine.apply_events(
+            delta["user_id"].tolist(),
+            delta["item_id"].tolist(),
+            delta["event_type"].tolist(),
+            [None if v != v else v for v in delta["value"].tolist()],
+        )
     if content is not None:  # load the text encoder now, not in the first search request
         try:
             content.encode_query("warm up")

@@ -1,8 +1,10 @@
 """Per-key request limits: a fixed one-minute window, counted in process or in Redis.
 
-Each API key (or client address when auth is off) may make ``limit`` requests per calendar
-minute. Over the limit the server answers 429 with ``Retry-After`` = seconds to the next
-window. With Redis the counters are shared by every worker and replica (``INCR`` + ``EXPIRE``
+Each API key (or client address when auth is off) may make a number of requests per calendar
+minute set by the key's scope (``scope_limits``): a write key loading a catalogue or posting
+event batches needs far more than a reader. Each key counts on its own and one key has one
+scope, so the caller passes that scope's limit with each hit. Over the limit the server answers
+429 with ``Retry-After`` = seconds to the next window. With Redis the counters are shared by every worker and replica (``INCR`` + ``EXPIRE``
 in one pipeline); in process each worker counts on its own. If Redis cannot be reached the
 limiter lets requests through and logs a warning rather than failing every request.
 """
@@ -16,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from recstack.settings import Settings
+
 WINDOW_SECONDS = 60
 
 log = logging.getLogger("recstack.serving")
@@ -23,17 +27,27 @@ log = logging.getLogger("recstack.serving")
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether a request may proceed, and when to retry if not."""
+    """Whether a request may proceed, when to retry if not, and the limit it was held to."""
 
     allowed: bool
     remaining: int
     retry_after: int
+    limit: int
 
 
 class RateLimiter(Protocol):
     limit: int
 
-    def hit(self, key: str) -> Decision: ...
+    def hit(self, key: str, limit: int | None = None) -> Decision: ...
+
+
+def scope_limits(settings: Settings) -> dict[str, int]:
+    """Requests per minute allowed to one key of each scope."""
+    return {
+        "read": settings.rate_limit_per_minute,
+        "write": settings.rate_limit_write_per_minute,
+        "admin": settings.rate_limit_admin_per_minute,
+    }
 
 
 def _window(now: float) -> tuple[int, int]:
@@ -44,7 +58,7 @@ def _window(now: float) -> tuple[int, int]:
 
 
 class InProcessRateLimiter:
-    """Fixed-window counters in a dict (one process)."""
+    """Fixed-window counters in a dict (one process); ``limit`` applies when a hit names none."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -52,7 +66,9 @@ class InProcessRateLimiter:
         self._window = -1
         self._lock = threading.Lock()
 
-    def hit(self, key: str) -> Decision:
+    def hit(self, key: str, limit: int | None = None) -> Decision:
+        """Count a request of ``key`` against ``limit`` (default: ``self.limit``)."""
+        limit = self.limit if limit is None else limit
         window, retry = _window(time.time())
         with self._lock:
             if window != self._window:
@@ -60,7 +76,7 @@ class InProcessRateLimiter:
                 self._window = window
             count = self._counts.get(key, 0) + 1
             self._counts[key] = count
-        return Decision(count <= self.limit, max(0, self.limit - count), retry)
+        return Decision(count <= limit, max(0, limit - count), retry, limit)
 
 
 class RedisRateLimiter:
@@ -74,8 +90,10 @@ class RedisRateLimiter:
         self.client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._last_warning = 0.0
 
-    def hit(self, key: str) -> Decision:
-        """Count a request; if Redis is unreachable the request is let through (fail open)."""
+    def hit(self, key: str, limit: int | None = None) -> Decision:
+        """Count a request of ``key`` against ``limit`` (default: ``self.limit``); if Redis is
+        unreachable the request is let through (fail open)."""
+        limit = self.limit if limit is None else limit
         window, retry = _window(time.time())
         name = f"{self.prefix}rl:{key}:{window}"
         pipe = self.client.pipeline(transaction=True)
@@ -88,8 +106,8 @@ class RedisRateLimiter:
             if now - self._last_warning > 10:
                 log.warning("rate limiting skipped: Redis is unreachable", exc_info=True)
                 self._last_warning = now
-            return Decision(True, self.limit, retry)
-        return Decision(count <= self.limit, max(0, self.limit - count), retry)
+            return Decision(True, limit, retry, limit)
+        return Decision(count <= limit, max(0, limit - count), retry, limit)
 
     def close(self) -> None:
         self.client.close()

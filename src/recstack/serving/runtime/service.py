@@ -4,7 +4,8 @@ Write paths always go to the store first (committed before the response) and the
 in-memory engine, then move the user's cache generation so no stale response is served:
 
 - events: stored (idempotent by ``event_id``), added to the users' live histories at once;
-- item upserts: stored, then added to the catalogue (and content model) at once;
+- item upserts: stored, then added to the catalogue (and content model) at once; a batch
+  is one transaction and one catalogue change;
 - user purge: deleted from the store, forgotten by the engine, cached responses deleted.
 
 With Redis, purges, item upserts and reloads are also broadcast to the other workers.
@@ -12,23 +13,30 @@ With Redis, purges, item upserts and reloads are also broadcast to the other wor
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from recstack.data.event_ids import new_event_id
+from recstack.data.validation import event_columns
 from recstack.errors import InvalidRequestError, NotFoundError, TooLargeError, UnavailableError
 from recstack.serving.engine.core import Engine
 from recstack.serving.engine.filters import canonical_filter
-from recstack.serving.engine.request import MAX_BATCH_EVENTS, RecommendationRequest
+from recstack.serving.engine.request import (
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_ITEMS,
+    RecommendationRequest,
+)
 from recstack.serving.runtime.cache import variant_key
+from recstack.serving.runtime.image import delete_images
 from recstack.serving.runtime.state import AppState, LiveEngine
-from recstack.store.event_rows import EventRow, add_event_rows
 
 log = logging.getLogger("recstack.serving")
+
+BROADCAST_ID_BYTES = 800  # of JSON ids per "items" message: a shared-ring slot holds 1 KiB
 
 
 # ---- reads ------------------------------------------------------------------------------------
@@ -144,11 +152,13 @@ def ensure_items(state: AppState, engine: Engine, item_ids: Iterable[str]) -> li
 
 
 # ---- events -----------------------------------------------------------------------------------
-def post_events(state: AppState, events: Sequence[Any]) -> dict[str, int]:
+def post_events(state: AppState, events: Sequence[Sequence[Any]]) -> dict[str, int]:
     """Store events (durable before returning) and apply them to the live engine.
 
-    Plain tuples all the way (``store.event_rows``): a single posted event costs a short
-    transaction and a few dictionary lookups, no pandas.
+    ``events`` are tuples in ``INTERACTION_COLUMNS`` order; a missing ``event_id`` gets a new
+    one and a missing ``timestamp`` the time of the request. They are checked once by
+    ``recstack.data.validation`` (the rules of every write path) and stay plain lists all the
+    way: a single event costs a short transaction and a few dictionary lookups, no pandas.
     """
     if len(events) > MAX_BATCH_EVENTS:
         raise TooLargeError(
@@ -157,65 +167,57 @@ def post_events(state: AppState, events: Sequence[Any]) -> dict[str, int]:
     if state.store is None:
         raise UnavailableError("no store connected: events cannot be stored")
     live = state.live
-    rows = _event_rows(events)
-    missing = ensure_items(state, live.engine, list(dict.fromkeys(r.item_id for r in rows)))
+    columns = event_columns(_completed(events), "request")
+    missing = ensure_items(state, live.engine, list(dict.fromkeys(columns[2])))
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise InvalidRequestError(
             f"unknown item id(s) {shown}{more}: create items with PUT /v1/items/{{item_id}} first"
         )
-    inserted = add_event_rows(state.store.engine, rows)
+    rows = list(zip(*columns, strict=True))
+    inserted = state.store.add_events(rows)
     duplicates = len(events) - inserted
     state.metrics.events.labels("inserted").inc(inserted)
     state.metrics.events.labels("duplicate").inc(duplicates)
     if inserted:
-        _apply_events(state, live, rows, all_new=inserted == len(rows))
+        unique = len(set(columns[0])) == len(rows)
+        _apply_events(state, live, columns, all_new=unique and inserted == len(rows))
     return {"accepted": len(events), "inserted": inserted, "duplicates": duplicates}
 
 
-def _event_rows(events: Sequence[Any]) -> list[EventRow]:
-    """The request's events as store rows; an event_id repeated within the request is kept once."""
+def _completed(events: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Events with an id and a time where they have none."""
     now = int(time.time())
-    seen: set[str] = set()
-    rows = []
+    out: list[Sequence[Any]] = []
     for event in events:
-        event_id = event.event_id or uuid.uuid4().hex
-        if event_id in seen:
-            continue
-        seen.add(event_id)
-        rows.append(
-            EventRow(
-                event_id,
-                event.user_id,
-                event.item_id,
-                event.event_type,
-                None if event.value is None else float(event.value),
-                now if event.timestamp is None else _epoch(event.timestamp),
-                event.context,
-            )
-        )
-    return rows
+        if event[0] is None or event[5] is None:
+            event = (event[0] or new_event_id(), *event[1:5], now if event[5] is None else event[5],
+                     *event[6:])  # fmt: skip
+        out.append(event)
+    return out
 
 
-def _epoch(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
-def _apply_events(state: AppState, live: LiveEngine, rows: list[EventRow], all_new: bool) -> None:
+def _apply_events(
+    state: AppState, live: LiveEngine, columns: list[list[Any]], all_new: bool
+) -> None:
+    """Add newly stored events to the engine and move their users' cache generations; when
+    some were stored before (a retried batch), re-read those users from the store instead."""
     engine = live.engine
+    _, users_col, items_col, types_col, values_col, stamps_col, _ = columns
     if all_new:
         since = engine.history_since
-        kept = rows if since is None else [r for r in rows if r.timestamp >= since]
-        engine.apply_events(
-            [r.user_id for r in kept],
-            [r.item_id for r in kept],
-            [r.event_type for r in kept],
-            [r.value for r in kept],
-        )
-    users = list(dict.fromkeys(r.user_id for r in rows))
+        if since is None:
+            engine.apply_events(users_col, items_col, types_col, values_col)
+        else:
+            keep = [i for i, t in enumerate(stamps_col) if t >= since]
+            engine.apply_events(
+                [users_col[i] for i in keep],
+                [items_col[i] for i in keep],
+                [types_col[i] for i in keep],
+                [values_col[i] for i in keep],
+            )
+    users = list(dict.fromkeys(users_col))
     try:
         generations = state.cache.invalidate_many(users)
     except Exception:  # noqa: BLE001 - keep the engine right even if the cache is down
@@ -250,6 +252,46 @@ def upsert_item(state: AppState, item_id: str, fields: dict[str, Any]) -> dict[s
     return record
 
 
+def upsert_items(state: AppState, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store a batch of items in one transaction (all or none; ``DataError`` naming the first
+    bad one), then serve them at once through one catalogue change; returns the stored
+    records in request order.
+
+    Each entry is ``{"item_id", ...fields}`` with the fields of ``upsert_item``. Other workers
+    are told in messages of at most ``BROADCAST_ID_BYTES`` of ids, so a whole catalogue fits
+    the workers' shared ring as well as Redis.
+    """
+    if len(items) > MAX_BATCH_ITEMS:
+        raise TooLargeError(f"a batch may hold at most {MAX_BATCH_ITEMS} items; got {len(items)}")
+    if state.store is None:
+        raise UnavailableError("no store connected: items cannot be stored")
+    records = state.store.upsert_items(list(items))
+    _apply_items(state, records)
+    if state.broadcast is not None:
+        for chunk in _id_chunks(list(dict.fromkeys(r["item_id"] for r in records))):
+            state.broadcast.publish("items", items=chunk)
+    return records
+
+
+def _id_chunks(item_ids: list[str]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for item_id in item_ids:
+        cost = len(json.dumps(item_id)) + 2
+        if chunk and size + cost > BROADCAST_ID_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item_id)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _apply_items(state: AppState, records: list[dict[str, Any]]) -> None:
+    items = [{**r, "attributes": dict(r.get("attributes") or {})} for r in records]
+    state.apply_change(lambda engine: engine.upsert_items(items))
+
+
 def _apply_item(state: AppState, record: dict[str, Any]) -> None:
     def change(engine: Engine) -> None:
         engine.upsert_item(
@@ -274,6 +316,7 @@ def purge_user(state: AppState, user_id: str) -> int:
             deleted, stored = state.store.delete_user(user_id), True
         except NotFoundError:
             pass
+        delete_images(state.settings.home)  # they hold the user's history
     engine = state.engine
     known = engine.histories.knows(user_id) or engine.known_to_model(user_id)
     _forget(state, user_id)
@@ -308,6 +351,11 @@ def apply_broadcast(state: AppState, message: dict[str, Any]) -> None:
         record = state.store.get_item(str(message["item"]))
         if record is not None:
             _apply_item(state, record)
+    elif kind == "items" and state.store is not None:
+        found = [state.store.get_item(str(item_id)) for item_id in message["items"]]
+        records = [record for record in found if record is not None]
+        if records:
+            _apply_items(state, records)
     elif kind == "reload":
         _in_background(state.reload)
     elif kind == "slot":

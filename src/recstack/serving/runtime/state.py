@@ -10,6 +10,7 @@ caught by user generations (they move past the clock the new engine was built at
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import threading
@@ -287,3 +288,13 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _release_free_heap()
+
+
+def _release_free_heap() -> None:
+    """Hand the heap a load freed back to the OS (glibc keeps it otherwise: ~30 MiB a worker
+    after a 25M-event load)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass

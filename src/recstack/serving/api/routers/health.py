@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -33,13 +35,34 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get(
-    "/metrics",
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403, 429)},
-    summary="Prometheus metrics",
-)
-def metrics(request: Request, _principal: object = ReadScope) -> Response:
-    """Prometheus text format; needs a read key (scrape with `authorization: Bearer <key>`)."""
+def metrics_router(public: bool) -> APIRouter:
+    """The /metrics route, open to any scraper when ``public`` (``settings.metrics_public``),
+    else behind a read key; built per app so its OpenAPI entry says which."""
+    metrics_routes = APIRouter(tags=["health"])
+    if public:
+        responses: dict[int | str, dict[str, Any]] = {}
+        dependencies = []
+        description = "Prometheus text format; no key (`metrics_public = true`)."
+    else:
+        responses = error_responses(401, 403, 429)
+        dependencies = [ReadScope]
+        description = (
+            "Prometheus text format; needs a read key (`metrics_public = false`): scrape with "
+            "`authorization: Bearer <key>`."
+        )
+    metrics_routes.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}, **responses},
+        dependencies=dependencies,
+        summary="Prometheus metrics",
+        description=description,
+    )
+    return metrics_routes
+
+
+def metrics(request: Request) -> Response:
     state = request.app.state.recstack
     return Response(state.metrics.render(), media_type=state.metrics.content_type)

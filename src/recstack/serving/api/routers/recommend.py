@@ -21,8 +21,9 @@ from starlette.types import Receive, Scope, Send
 from recstack.serving.api.auth import SECURITY_REQUIREMENT, ReadScope, authorize
 from recstack.serving.api.errors import ApiError, request_id_of
 from recstack.serving.api.params import (
-    FILTER_DOC,
     body_schema,
+    filter_from_query,
+    filter_query_parameter,
     parse_options,
     query_parameters,
     query_values,
@@ -33,8 +34,8 @@ from recstack.serving.api.schemas import (
     PopularResponse,
     RecommendationResponse,
     error_responses,
+    scored_items,
 )
-from recstack.serving.engine.filters import parse_filter
 from recstack.serving.engine.request import RecommendationRequest
 from recstack.serving.runtime.service import recommendations
 
@@ -42,10 +43,13 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 PATH = "/users/{user_id}/recommendations"
 K = Annotated[int, Query(ge=1, le=MAX_K, description="How many items to return.")]
-FilterText = Annotated[
-    str | None, Query(max_length=10_000, description=f"URL-encoded JSON. {FILTER_DOC}")
-]
-ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
+FILTER_422 = (
+    "Invalid options, or a filter naming an attribute no catalogue item has (or a numeric "
+    "range on an attribute without numbers): the message names it."
+)
+BODY_422 = f"{FILTER_422} In a body, `k` written with a fraction (`5.0`) is refused too."
+ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503, reasons={422: FILTER_422})
+BODY_ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503, reasons={422: BODY_422})
 USER_ID_PARAMETER = {
     "name": "user_id",
     "in": "path",
@@ -73,7 +77,7 @@ async def get_recommendations(request: Request) -> Response:
 @router.post(
     PATH,
     response_model=RecommendationResponse,
-    responses=ERRORS,
+    responses=BODY_ERRORS,
     summary="Recommend items to a user (options in the body)",
     openapi_extra={
         "parameters": [USER_ID_PARAMETER],
@@ -174,17 +178,19 @@ async def _serve(request: Request, user_id: str, req: RecommendationRequest) -> 
     return recommendations(state, user_id, req, request_id)
 
 
-@router.get("/popular", response_model=PopularResponse, responses=ERRORS, summary="Popular items")
-async def popular(
-    request: Request,
-    k: K = 10,
-    filter: FilterText = None,
-    _principal: object = ReadScope,
-) -> dict:
-    """The items the most distinct users interacted with (live), filtered."""
+@router.get(
+    "/popular",
+    response_model=PopularResponse,
+    responses=error_responses(401, 403, 422, 429, 503, reasons={422: FILTER_422}),
+    summary="Popular items",
+    openapi_extra={"parameters": [filter_query_parameter()]},
+)
+async def popular(request: Request, k: K = 10, _principal: object = ReadScope) -> dict:
+    """The items the most distinct users interacted with (live), filtered (`filter` as in
+    recommendations)."""
     engine = request.app.state.recstack.engine
-    items = engine.popular(k, parse_filter(filter))
+    items = engine.popular(k, filter_from_query(request.query_params))
     return {
-        "items": [{"item_id": i.item_id, "score": i.score, "title": i.title} for i in items],
+        "items": scored_items(items),
         "request_id": request_id_of(request),
     }

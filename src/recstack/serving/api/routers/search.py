@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from recstack.serving.api.auth import ReadScope
 from recstack.serving.api.errors import request_id_of
-from recstack.serving.api.schemas import MAX_K, SearchResponse, error_responses
+from recstack.serving.api.schemas import MAX_K, SearchResponse, error_responses, scored_items
 from recstack.serving.runtime.service import fresh_user
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -40,7 +40,7 @@ def search(
     return {
         "query": q,
         "user_id": user_id,
-        "items": [{"item_id": i.item_id, "score": i.score, "title": i.title} for i in items],
+        "items": scored_items(items),
         "model": content.as_dict(),
         "personalised": personalised,
         "request_id": request_id_of(request),

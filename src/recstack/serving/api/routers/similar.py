@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from recstack.errors import NotFoundError
 from recstack.serving.api.auth import ReadScope
 from recstack.serving.api.errors import ApiError, request_id_of
-from recstack.serving.api.schemas import MAX_K, SimilarResponse, error_responses
+from recstack.serving.api.schemas import MAX_K, SimilarResponse, error_responses, scored_items
 from recstack.serving.runtime.keys import Principal
 from recstack.serving.runtime.service import ensure_items
 
@@ -44,7 +44,7 @@ def similar_items(
     items, source = engine.similar(item_id, k, slot=slot)
     return {
         "item_id": item_id,
-        "items": [{"item_id": i.item_id, "score": i.score, "title": i.title} for i in items],
+        "items": scored_items(items),
         "model": info.as_dict(),
         "source": source,
         "request_id": request_id_of(request),

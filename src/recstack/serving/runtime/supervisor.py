@@ -1,0 +1,85 @@
+"""The parent of the server's workers: uvicorn and the files the workers share, nothing else.
+
+``recstack serve`` checks the settings and the store, then replaces itself (``exec``) with this
+module, so the process that watches N workers holds a few MiB instead of every import of the
+command line (pandas, pyarrow, SciPy: about 100 MiB that no worker shares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from recstack.serving.runtime.broadcast import FileBroadcast
+from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
+
+APP = "recstack.serving.api.app:app_from_env"
+SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+SHARED_FILES_NOTE = (
+    "note: several workers without RECSTACK_REDIS_URL: changes reach every worker through "
+    "shared files, but each worker has its own response cache and rate-limit counters."
+)
+
+
+def command(host: str, port: int, workers: int, log_level: str) -> list[str]:
+    """The ``argv`` that runs the supervisor with these options."""
+    return [
+        sys.executable,
+        "-m",
+        __name__,
+        f"--host={host}",
+        f"--port={port}",
+        f"--workers={workers}",
+        f"--log-level={log_level}",
+    ]
+
+
+def run(host: str, port: int, workers: int, log_level: str) -> None:
+    """Start ``workers`` uvicorn workers building the app from the environment; clean up the
+    shared files when they stop."""
+    import uvicorn
+
+    for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
+        os.environ.setdefault(name, "1")
+    shared = None
+    if workers > 1:
+        shared = tempfile.mkdtemp(prefix="recstack-workers-")
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        if not os.environ.get("RECSTACK_REDIS_URL"):
+            # events, purges, item upserts and reloads reach every worker through these files
+            SharedGenerations.create(Path(shared) / GENERATIONS_FILE)
+            FileBroadcast.create(shared)
+            os.environ["RECSTACK_WORKER_STATE_DIR"] = shared
+            print(SHARED_FILES_NOTE, file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            APP,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            # uvicorn logs each request at INFO: above that level the line is built for nothing
+            access_log=log_level.lower() in ("trace", "debug", "info"),
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="recstack serve")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    run(args.host, args.port, args.workers, args.log_level)
+
+
+if __name__ == "__main__":
+    main()

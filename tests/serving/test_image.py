@@ -1,0 +1,108 @@
+"""Serving images: histories written once per model version, mapped by every load, with the
+events stored since applied on top, and gone after a purge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recstack.serving.engine import ModelInfo
+from recstack.serving.runtime import image as image_module
+from recstack.serving.runtime.image import delete_images, images_root, open_image
+from recstack.serving.runtime.loader import load_engine
+from recstack.settings import Settings
+from recstack.store import Store
+
+
+@pytest.fixture
+def home(tmp_path, planted, fill):
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_home()
+    store = Store.from_settings(settings)
+    fill(store, planted)
+    yield settings, store
+    store.close()
+
+
+def test_an_image_is_written_once_and_mapped_after(home, als_model):
+    settings, store = home
+    info = ModelInfo("als", 1, "recstack")
+    first = open_image(settings.home, store, als_model.items, info, settings.weighting(), None)
+    second = open_image(settings.home, store, als_model.items, info, settings.weighting(), None)
+    assert first.built and not second.built and first.key == second.key
+    for array in (second.snapshot.matrix.data, second.snapshot.matrix.indices):
+        assert not array.flags.writeable and not array.flags.owndata  # the mapped file's pages
+    assert len(first.delta) == len(second.delta) == 0
+    reference = store.snapshot(settings.weighting())
+    # the image's rows are the store's histories, in the model's item order
+    ids = second.snapshot.item_ids
+    for user in ("u0", "u17", "u199"):
+        row = second.snapshot.matrix.getrow(second.snapshot.users.index(user))
+        got = dict(zip(ids.externals(row.indices), row.data.tolist(), strict=True))
+        ref = reference.matrix.getrow(reference.users.index(user))
+        expected = dict(zip(reference.items.externals(ref.indices), ref.data.tolist(), strict=True))
+        assert got == pytest.approx(expected)
+    other = ModelInfo("als", 2, "recstack")
+    third = open_image(settings.home, store, als_model.items, other, settings.weighting(), None)
+    assert third.built and third.key != first.key  # one image per model version
+
+
+def test_events_after_the_image_are_applied_on_load(home, als_model):
+    settings, store = home
+    info = ModelInfo("als", 1, "recstack")
+    open_image(settings.home, store, als_model.items, info, settings.weighting(), None)
+    store.add_events([("late-1", "u3", "i7", "purchase", None, 1_700_000_000, None)])
+    store.add_events([("late-2", "newcomer", "i9", "view", None, 1_700_000_000, None)])
+    opened = open_image(settings.home, store, als_model.items, info, settings.weighting(), None)
+    assert not opened.built
+    assert opened.delta[["user_id", "item_id"]].values.tolist() == [
+        ["u3", "i7"],
+        ["newcomer", "i9"],
+    ]
+
+
+def test_load_engine_serves_image_plus_delta_and_a_purge_removes_images(home, monkeypatch):
+    settings, store = home
+    engine, report = load_engine(settings, store)  # no model registered: popularity
+    assert any("written" in note for note in report.notes)
+    before = dict(engine.history("u3"))
+    store.add_events([("late-1", "u3", "i7", "view", None, 1_700_000_000, None)])
+    engine, report = load_engine(settings, store)
+    assert any("mapped" in note for note in report.notes)
+    assert dict(engine.history("u3"))["i7"] == pytest.approx(before.get("i7", 0.0) + 1.0)
+    store.delete_user("u3")
+    delete_images(settings.home)
+    assert not any(p.is_dir() for p in images_root(settings.home).iterdir())
+    engine, report = load_engine(settings, store)
+    assert any("written" in note for note in report.notes)
+    assert engine.history("u3") == []
+    # a purge the images did not hear of (another process) is caught by the user count
+    store.delete_user("u4")
+    engine, report = load_engine(settings, store)
+    assert any("written" in note for note in report.notes) and engine.history("u4") == []
+    # too many events since the image: a new one is written
+    monkeypatch.setattr(image_module, "MAX_DELTA", 1)
+    store.add_events([(f"more-{i}", "u5", f"i{i}", "view", None, 1_700_000_000, None)
+                      for i in range(3)])  # fmt: skip
+    engine, report = load_engine(settings, store)
+    assert any("written" in note for note in report.notes)
+
+
+def test_an_engine_on_an_image_serves_what_one_on_a_snapshot_serves(home, als_model):
+    from recstack.serving.engine import Engine
+
+    settings, store = home
+    info = ModelInfo("als", 1, "recstack")
+    opened = open_image(
+        settings.home, store, als_model.items, info, settings.weighting(), None, als_model.users
+    )
+    mapped = Engine.from_snapshot(opened.snapshot, als_model, model_info=info)
+    direct = Engine.from_dataset(store.snapshot(settings.weighting()), als_model, model_info=info)
+    assert mapped.items.model_users is mapped.histories.rows  # one user dict, not two
+    assert mapped.histories.users.ids[0] is als_model.users.ids[0]  # the model's own strings
+    for user in ("u0", "u42", "u199", "nobody"):
+        a, b = mapped.recommend(user, 10), direct.recommend(user, 10)
+        assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
+        assert a.cold_start == b.cold_start
+        assert dict(mapped.history(user)) == pytest.approx(dict(direct.history(user)))
+    assert np.array_equal(mapped.histories.popularity(120), direct.histories.popularity(120))
