@@ -142,6 +142,21 @@ def test_batch_items_reach_another_worker_through_the_shared_ring(
         assert found["title"] == items[-1]["title"]
 
 
+@pytest.mark.redis
+def test_batch_items_reach_another_worker_through_redis(
+    serve, second_worker, als_model, redis_url, redis_prefix
+):
+    with serve(als_model, redis_url=redis_url, key_prefix=redis_prefix) as a:
+        with second_worker(a, als_model, redis_prefix) as (_, engine):
+            items = new_items(300, prefix="redis-batch-")
+            response = a.client.post(BATCH, json={"items": items}, headers=a.headers("write"))
+            assert response.status_code == 200, response.text
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not engine.has_item(items[-1]["item_id"]):
+                time.sleep(0.05)
+            assert all(engine.has_item(i["item_id"]) for i in items)
+
+
 def test_broadcast_chunks_fit_a_ring_slot():
     item_ids = [f"item-{k}-" + "é" * (k % 40) for k in range(3000)]
     chunks = list(service._id_chunks(item_ids))

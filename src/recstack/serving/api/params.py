@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
-from recstack.data.loaders.cells import MAX_ID_LENGTH
+from recstack.data.validation import MAX_ID_LENGTH
 from recstack.serving.engine.filters import RANGE_OPS, SET_OPS, parse_filter
 from recstack.serving.engine.request import (
     MAX_EXCLUDE,

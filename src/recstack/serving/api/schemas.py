@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from recstack.data.loaders.cells import MAX_ID_LENGTH
+from recstack.data.validation import MAX_ID_LENGTH
 from recstack.serving.engine.request import MAX_BATCH_EVENTS, MAX_BATCH_ITEMS, MAX_K
 from recstack.serving.engine.results import ScoredItem
 

@@ -288,8 +288,7 @@ def _id_chunks(item_ids: list[str]) -> Iterable[list[str]]:
 
 
 def _apply_items(state: AppState, records: list[dict[str, Any]]) -> None:
-    items = [{**r, "attributes": dict(r.get("attributes") or {})} for r in records]
-    state.apply_change(lambda engine: engine.upsert_items(items))
+    state.apply_change(lambda engine: engine.upsert_items(records))
 
 
 def _apply_item(state: AppState, record: dict[str, Any]) -> None:
