@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from recstack.data.idmap import IdMap
+from recstack.store.engine import driver_connection
 from recstack.store.snapshot import read_items
 from recstack.store.tables import interactions, items, users
 
@@ -55,7 +56,8 @@ def events_after(engine: Engine, after_event_id: int, since: int | None = None) 
     if since is not None:
         query = query.where(interactions.c.timestamp >= since)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        rows = driver_connection(conn).execute(str(compiled)).fetchall()  # no per-row ORM work
     return pd.DataFrame(
         {
             "user_id": pd.Series([r[0] for r in rows], dtype=object),

@@ -9,11 +9,11 @@ per distinct type (pandas categoricals).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
@@ -90,7 +90,7 @@ def _as_dict(value: Any) -> dict:
     if value is None:
         return {}
     if isinstance(value, str):
-        value = json.loads(value)
+        value = orjson.loads(value)
     return value if isinstance(value, dict) else {}
 
 

@@ -152,15 +152,30 @@ class Catalogue:
         raw = tuple(dict(a) if isinstance(a, dict) else {} for a in attributes)
         members: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         numeric: dict[str, dict[int, float]] = defaultdict(dict)
+        keys: dict[tuple[type, Any], str | None] = {}  # values repeat: key each distinct one once
         for index, attrs in enumerate(raw):
             for name, value in attrs.items():
                 column = members[name]
-                for element in _elements(value):
-                    key = value_key(element)
+                kind = value.__class__
+                for element in value if kind is list or kind is tuple else (value,):
+                    try:
+                        memo = (element.__class__, element)
+                        key = (
+                            keys[memo]
+                            if memo in keys
+                            else keys.setdefault(memo, value_key(element))
+                        )
+                    except TypeError:  # an unhashable value (a nested list or dict)
+                        key = value_key(element)
                     if key is not None:
                         column[key].append(index)
-                number = numeric_value(value)
-                if not np.isnan(number):
+                if kind is int or kind is float:
+                    number = float(value)
+                elif kind is str or kind is list or kind is bool or value is None:
+                    continue  # not a number: no range filter on it
+                else:
+                    number = numeric_value(value)
+                if number == number:  # not NaN
                     numeric[name][index] = number
         n = len(ids)
         columns: dict[str, AttributeColumn] = {}
