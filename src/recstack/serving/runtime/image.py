@@ -38,7 +38,7 @@ log = logging.getLogger("recstack.serving")
 
 IMAGES_DIR = "serving-images"
 FORMAT = 2  # 2: users in the model's order first
-MAX_DELTA = 2_000_000  # events applied on top of an image before a new one is written
+MAX_DELTA = 100_000  # events applied on top of an image (as per-worker live rows) before a new one is written
 ARRAYS = ("indptr", "indices", "data")
 
 
