@@ -7,17 +7,15 @@ Commits are durable as configured on the server (``synchronous_commit``, on by d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.validation import dumps_json
-from recstack.progress import ProgressTask
 from recstack.store import ingest_postgres
 from recstack.store.blocks import (
     NO_LOWER_BOUND,
@@ -28,6 +26,7 @@ from recstack.store.blocks import (
     distinct_sorted,
     event_types,
 )
+from recstack.store.bulk_delegate import BulkDelegate
 from recstack.store.dbapi import driver_connection
 from recstack.store.group_commit import GroupCommitWriter
 from recstack.store.rows_postgres import postgres_event_writer
@@ -51,8 +50,10 @@ FROM interactions WHERE id >= %s AND id < %s
 """
 
 
-class PostgresBackend:
+class PostgresBackend(BulkDelegate):
     """PostgreSQL through psycopg 3."""
+
+    ingest = ingest_postgres
 
     name = "postgresql"
     read_isolation = "REPEATABLE READ"  # one snapshot across the queries of a read
@@ -73,42 +74,6 @@ class PostgresBackend:
 
     def event_writer(self, engine: Engine) -> GroupCommitWriter:
         return postgres_event_writer(engine)
-
-    # ---- bulk ingest: ingest_postgres, looked up at call time ------------------------------
-    def prepare_bulk(self, conn: Connection, *, large: bool) -> None:
-        ingest_postgres.prepare_bulk(conn, large=large)
-
-    def finish_bulk(self, conn: Connection) -> None:
-        ingest_postgres.finish_bulk(conn)
-
-    def insert_missing_ids(self, conn: Connection, table: str, ids: Sequence[str]) -> int:
-        return ingest_postgres.insert_missing_ids(conn, table, ids)
-
-    def lookup_ids(self, conn: Connection, table: str, ids: Sequence[str]) -> np.ndarray:
-        return ingest_postgres.lookup_ids(conn, table, ids)
-
-    def upsert_items(self, conn: Connection, rows: pd.DataFrame) -> int:
-        return ingest_postgres.upsert_items(conn, rows)
-
-    def upsert_users(self, conn: Connection, rows: pd.DataFrame) -> int:
-        return ingest_postgres.upsert_users(conn, rows)
-
-    def write_interactions(self, conn: Connection, chunk: pd.DataFrame) -> int:
-        return ingest_postgres.write_interactions(conn, chunk)
-
-    def load_interactions(
-        self,
-        conn: Connection,
-        frame: pd.DataFrame,
-        *,
-        chunk_size: int,
-        task: ProgressTask,
-        large: bool,
-        stored: int,
-    ) -> int:
-        return ingest_postgres.load_interactions(
-            conn, frame, chunk_size=chunk_size, task=task, large=large, stored=stored
-        )
 
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(

@@ -15,13 +15,12 @@ batch, while a longer WAL writes each page back once for many commits that chang
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -30,7 +29,6 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.validation import dumps_json
-from recstack.progress import ProgressTask
 from recstack.store import ingest_sqlite
 from recstack.store.blocks import (
     NO_LOWER_BOUND,
@@ -42,6 +40,7 @@ from recstack.store.blocks import (
     distinct_sorted,
     event_types,
 )
+from recstack.store.bulk_delegate import BulkDelegate
 from recstack.store.dbapi import WRITE_OPTION, driver_connection
 from recstack.store.group_commit import GroupCommitWriter
 from recstack.store.rows_sqlite import sqlite_event_writer
@@ -70,8 +69,10 @@ FROM interactions WHERE id >= ? AND id < ?
 """
 
 
-class SQLiteBackend:
+class SQLiteBackend(BulkDelegate):
     """SQLite through the standard library's sqlite3."""
+
+    ingest = ingest_sqlite
 
     name = "sqlite"
     read_isolation = None  # a read transaction in WAL mode already sees one snapshot
@@ -116,42 +117,6 @@ class SQLiteBackend:
 
     def event_writer(self, engine: Engine) -> GroupCommitWriter:
         return sqlite_event_writer(engine)
-
-    # ---- bulk ingest: ingest_sqlite, looked up at call time --------------------------------
-    def prepare_bulk(self, conn: Connection, *, large: bool) -> None:
-        ingest_sqlite.prepare_bulk(conn, large=large)
-
-    def finish_bulk(self, conn: Connection) -> None:
-        ingest_sqlite.finish_bulk(conn)
-
-    def insert_missing_ids(self, conn: Connection, table: str, ids: Sequence[str]) -> int:
-        return ingest_sqlite.insert_missing_ids(conn, table, ids)
-
-    def lookup_ids(self, conn: Connection, table: str, ids: Sequence[str]) -> np.ndarray:
-        return ingest_sqlite.lookup_ids(conn, table, ids)
-
-    def upsert_items(self, conn: Connection, rows: pd.DataFrame) -> int:
-        return ingest_sqlite.upsert_items(conn, rows)
-
-    def upsert_users(self, conn: Connection, rows: pd.DataFrame) -> int:
-        return ingest_sqlite.upsert_users(conn, rows)
-
-    def write_interactions(self, conn: Connection, chunk: pd.DataFrame) -> int:
-        return ingest_sqlite.write_interactions(conn, chunk)
-
-    def load_interactions(
-        self,
-        conn: Connection,
-        frame: pd.DataFrame,
-        *,
-        chunk_size: int,
-        task: ProgressTask,
-        large: bool,
-        stored: int,
-    ) -> int:
-        return ingest_sqlite.load_interactions(
-            conn, frame, chunk_size=chunk_size, task=task, large=large, stored=stored
-        )
 
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(

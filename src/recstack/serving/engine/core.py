@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,13 +49,11 @@ from recstack.serving.engine.item_state import (
     content_with,
     item_text_of,
     with_catalogue,
-    with_content_item,
+    with_content_items,
     with_content_of,
 )
-from recstack.serving.engine.positions import ModelPositions
 from recstack.serving.engine.results import FALLBACK, ModelInfo, Recommendations, ScoredItem
 from recstack.serving.engine.snapshot import ServingSnapshot
-from recstack.serving.engine.vectors import ItemVectorSearch
 
 __all__ = ["Engine", "ModelInfo", "Recommendations", "ScoredItem"]
 
@@ -99,34 +96,13 @@ class Engine(DiscoveryMixin):
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_dataset(
-        cls,
-        dataset: Dataset,
-        model: Recommender | None = None,
-        *,
-        content: Any | None = None,
-        model_info: ModelInfo | None = None,
-        content_info: ModelInfo | None = None,
-        weighting: EventWeighting | None = None,
-        ann_threshold: int = 20_000,
-        history_since: int | None = None,
-        slot: str = DEFAULT_SLOT,
+        cls, dataset: Dataset, model: Recommender | None = None, **options: Any
     ) -> Engine:
-        """Build from a store snapshot, the served model and an optional content model.
-
-        ``dataset`` gives histories, popularity and the catalogue (its ``item_meta``); item
-        positions are ``model.items`` followed by catalogue items the model lacks.
+        """Build from a store snapshot (``Dataset``), the served model and ``from_snapshot``'s
+        options: histories, popularity and the catalogue (``item_meta``) come from
+        ``dataset``; item positions are ``model.items`` followed by catalogue items it lacks.
         """
-        return cls.from_snapshot(
-            ServingSnapshot.of(dataset),
-            model,
-            content=content,
-            model_info=model_info,
-            content_info=content_info,
-            weighting=weighting,
-            ann_threshold=ann_threshold,
-            history_since=history_since,
-            slot=slot,
-        )
+        return cls.from_snapshot(ServingSnapshot.of(dataset), model, **options)
 
     @classmethod
     def from_snapshot(
@@ -526,28 +502,8 @@ class Engine(DiscoveryMixin):
         searchable and recommendable (through the cold slots) immediately. Changing the text of
         an item already in an approximate (HNSW) index takes effect at the next reload.
         """
-        with self._write_lock:
-            states = self._states
-            catalogue, position, is_new = states[self.primary].catalogue.with_item(
-                item_id, title=title, attributes=attributes, active=active
-            )
-            updated = {name: with_catalogue(st, catalogue) for name, st in states.items()}
-            first = updated[self.primary]
-            if first.content is not None and first.content_search is not None:
-                item_text = item_text_of(title, text, attributes)
-                shared = first.content
-                first = updated[self.primary] = with_content_item(
-                    first, item_id, position, item_text
-                )
-                for name, st in updated.items():
-                    if name == self.primary:
-                        continue
-                    if st.model is shared:  # a content model served in another slot too
-                        updated[name] = with_content_item(st, item_id, position, item_text)
-                    else:
-                        updated[name] = with_content_of(st, first)
-            self._states = updated
-            return is_new
+        record = {"item_id": item_id, "title": title, "text": text}
+        return self.upsert_items([{**record, "attributes": attributes, "active": active}]) == 1
 
     def upsert_items(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Add or update many catalogue items at once; returns how many are new.
@@ -578,71 +534,13 @@ class Engine(DiscoveryMixin):
                     for i, r in latest.items()
                 ]
                 shared = first.content
-                first = updated[self.primary] = _with_content_items(first, ids, positions, texts)
+                first = updated[self.primary] = with_content_items(first, ids, positions, texts)
                 for name, st in updated.items():
                     if name == self.primary:
                         continue
                     if st.model is shared:  # a content model served in another slot too
-                        updated[name] = _with_content_items(st, ids, positions, texts)
+                        updated[name] = with_content_items(st, ids, positions, texts)
                     else:
                         updated[name] = with_content_of(st, first)
             self._states = updated
             return sum(is_new)
-
-
-def _with_content_items(
-    st: ItemState, item_ids: list[str], positions: list[int], texts: list[str]
-) -> ItemState:
-    """``with_content_item`` for many items: one copy of the content model embeds them all."""
-    assert st.content is not None and st.content_search is not None
-    content = content_with(st.content, item_ids, texts)
-    rows = content.items.indices(item_ids)
-    at = np.asarray(positions, dtype=np.int64)
-    search = _covering(st.content_search, content.similarity_vectors())
-    n = st.catalogue.n_items
-    to_content = np.concatenate(
-        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
-    )
-    to_content[at] = rows
-    from_content = np.concatenate(
-        [st.from_content, np.full(len(content.items) - len(st.from_content), -1, dtype=np.int64)]
-    )
-    from_content[rows] = at
-    changes: dict[str, Any] = {
-        "content": content,
-        "content_search": search,
-        "to_content": to_content,
-        "from_content": from_content,
-    }
-    if st.model is st.content:
-        assert st.model_search is not None
-        grew = rows >= st.n_model
-        added = at[grew][np.argsort(rows[grew], kind="stable")]  # in model index order
-        base = st.positions.from_model
-        if base is None and np.array_equal(added, np.arange(st.n_model, st.n_model + len(added))):
-            model_positions = ModelPositions(st.n_model + len(added), n)
-        else:
-            base = np.arange(st.n_model) if base is None else base
-            model_positions = ModelPositions.align_arrays(np.concatenate([base, added]), n)
-        changes.update(
-            model=content,
-            positions=model_positions,
-            model_search=_covering(st.model_search, content.item_vectors()),
-            similar_search=search,
-        )
-    else:
-        changes["positions"] = st.positions.grown(n)
-    return replace(st, **changes)
-
-
-def _covering(search: ItemVectorSearch, vectors: np.ndarray) -> ItemVectorSearch:
-    """``search`` over a grown or re-described content model's ``vectors``.
-
-    An exact search takes the new array whole. An HNSW index keeps its graph and the rows
-    after it become its exact tail; a re-described item inside the graph keeps its old vector
-    there until the next reload, as with ``upsert_item``.
-    """
-    if not search.approximate:
-        return ItemVectorSearch(vectors, None, search.tail[:0])
-    tail = np.asarray(vectors[len(search.vectors) :], dtype=np.float32)
-    return replace(search, tail=tail)

@@ -185,42 +185,6 @@ def build_item_state(
     )
 
 
-def with_content_item(st: ItemState, item_id: str, position: int, text: str) -> ItemState:
-    """``st`` with the content model (a copy) covering one added or re-described item."""
-    assert st.content is not None and st.content_search is not None
-    content = content_with(st.content, [item_id], [text])
-    content_pos = int(content.items.index(item_id))
-    search = _with_vector(st.content_search, content.similarity_vectors(), content_pos)
-    n = st.catalogue.n_items
-    to_content = np.concatenate(
-        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
-    )
-    to_content[position] = content_pos
-    from_content = np.concatenate(
-        [st.from_content, np.full(len(content.items) - len(st.from_content), -1, dtype=np.int64)]
-    )
-    from_content[content_pos] = position
-    changes: dict[str, Any] = {
-        "content": content,
-        "content_search": search,
-        "to_content": to_content,
-        "from_content": from_content,
-    }
-    if st.model is st.content:
-        assert st.model_search is not None
-        model_search = _with_vector(st.model_search, content.item_vectors(), content_pos)
-        grew = content_pos >= st.n_model
-        changes.update(
-            model=content,
-            positions=st.positions.grown(n, position if grew else -1),
-            model_search=model_search,
-            similar_search=search,
-        )
-    else:
-        changes["positions"] = st.positions.grown(n)
-    return replace(st, **changes)
-
-
 def with_catalogue(st: ItemState, catalogue: Catalogue) -> ItemState:
     """``st`` over a catalogue that changed or grew (new positions are cold for the model)."""
     n = catalogue.n_items
@@ -232,16 +196,6 @@ def with_catalogue(st: ItemState, catalogue: Catalogue) -> ItemState:
     return replace(st, catalogue=catalogue, positions=st.positions.grown(n), to_content=to_content)
 
 
-def _with_vector(search: ItemVectorSearch, vectors: np.ndarray, position: int) -> ItemVectorSearch:
-    """``search`` covering row ``position`` of ``vectors`` (a new row or a changed one)."""
-    vector = np.asarray(vectors[position], dtype=np.float32)
-    if position >= search.n_items:
-        return search.with_added(vector[None, :])
-    if not search.approximate:
-        return ItemVectorSearch(vectors, None, search.tail[:0])
-    return search.with_replaced(position, vector)
-
-
 def with_content_of(st: ItemState, source: ItemState) -> ItemState:
     """``st`` sharing ``source``'s content model and search (one copy for every slot)."""
     return replace(
@@ -251,3 +205,62 @@ def with_content_of(st: ItemState, source: ItemState) -> ItemState:
         to_content=source.to_content,
         from_content=source.from_content,
     )
+
+
+def with_content_items(
+    st: ItemState, item_ids: list[str], positions: list[int], texts: list[str]
+) -> ItemState:
+    """``st`` with the content model (one copy) covering added or re-described items; the
+    copy embeds them all at once."""
+    assert st.content is not None and st.content_search is not None
+    content = content_with(st.content, item_ids, texts)
+    rows = content.items.indices(item_ids)
+    at = np.asarray(positions, dtype=np.int64)
+    search = _covering(st.content_search, content.similarity_vectors())
+    n = st.catalogue.n_items
+    to_content = np.concatenate(
+        [st.to_content, np.full(n - len(st.to_content), -1, dtype=np.int64)]
+    )
+    to_content[at] = rows
+    from_content = np.concatenate(
+        [st.from_content, np.full(len(content.items) - len(st.from_content), -1, dtype=np.int64)]
+    )
+    from_content[rows] = at
+    changes: dict[str, Any] = {
+        "content": content,
+        "content_search": search,
+        "to_content": to_content,
+        "from_content": from_content,
+    }
+    if st.model is st.content:
+        assert st.model_search is not None
+        grew = rows >= st.n_model
+        added = at[grew][np.argsort(rows[grew], kind="stable")]  # in model index order
+        base = st.positions.from_model
+        if base is None and np.array_equal(added, np.arange(st.n_model, st.n_model + len(added))):
+            model_positions = ModelPositions(st.n_model + len(added), n)
+        else:
+            base = np.arange(st.n_model) if base is None else base
+            model_positions = ModelPositions.align_arrays(np.concatenate([base, added]), n)
+        changes.update(
+            model=content,
+            positions=model_positions,
+            model_search=_covering(st.model_search, content.item_vectors()),
+            similar_search=search,
+        )
+    else:
+        changes["positions"] = st.positions.grown(n)
+    return replace(st, **changes)
+
+
+def _covering(search: ItemVectorSearch, vectors: np.ndarray) -> ItemVectorSearch:
+    """``search`` over a grown or re-described content model's ``vectors``.
+
+    An exact search takes the new array whole. An HNSW index keeps its graph and the rows
+    after it become its exact tail; a re-described item inside the graph keeps its old vector
+    there until the next reload, as with ``upsert_item``.
+    """
+    if not search.approximate:
+        return ItemVectorSearch(vectors, None, search.tail[:0])
+    tail = np.asarray(vectors[len(search.vectors) :], dtype=np.float32)
+    return replace(search, tail=tail)
