@@ -5,16 +5,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from recstack.store import Store
-from recstack.store.migrate import current_revision, head_revision
+from recstack.store.migrate import current_revisions, head_revisions
 from recstack.store.tables import metadata
 
 
 def test_migrate_creates_the_declared_tables_and_is_idempotent(store_url) -> None:
     store = Store(store_url)
-    assert current_revision(store.engine) is None
+    assert current_revisions(store.engine) == frozenset()
     store.migrate()
     store.migrate()  # a second run changes nothing and does not fail
-    assert current_revision(store.engine) == head_revision()
+    assert current_revisions(store.engine) == head_revisions()
     inspector = sa.inspect(store.engine)
     tables = set(inspector.get_table_names()) - {"alembic_version"}
     assert tables == set(metadata.tables)
@@ -35,7 +35,7 @@ def test_migrate_creates_the_declared_tables_and_is_idempotent(store_url) -> Non
 
 def test_from_settings_creates_home_and_migrates(store_settings) -> None:
     store = Store.from_settings(store_settings)
-    assert current_revision(store.engine) == head_revision()
+    assert current_revisions(store.engine) == head_revisions()
     assert store.stats()["interactions"] == 0
     if store.database == "sqlite":
         assert (store_settings.home / "recstack.db").exists() is False  # database_url wins

@@ -23,25 +23,29 @@ def alembic_config() -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    """The newest migration revision shipped with this version of recstack."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "no migrations found"
-    return head
+def head_revisions() -> frozenset[str]:
+    """The newest revisions shipped with this version of recstack.
+
+    Each feature's tables are a branch off the initial schema (experiments, monitoring, ...), so
+    there may be several heads; a store is current when it is at all of them.
+    """
+    heads = frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+    assert heads, "no migrations found"
+    return heads
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None for an empty database."""
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The revisions the database is at (empty for an empty database)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Run every pending migration in one transaction (a no-op when already at head)."""
-    if current_revision(engine) == head_revision():
+    """Run every pending migration in one transaction (a no-op when already at every head)."""
+    if current_revisions(engine) == head_revisions():
         return
     cfg = alembic_config()
     with write_transaction(engine) as conn:
         backend_of(conn).lock_for_migration(conn)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")

@@ -116,10 +116,15 @@ def app_from_env() -> FastAPI:
     1): scoring one user is a small matrix-vector product, and multi-threaded BLAS in several
     workers on the same cores makes it several times slower, not faster.
     """
+    configure_worker()
+    return create_app(get_settings())
+
+
+def configure_worker() -> None:
+    """Logging and BLAS/OpenMP thread limits of one serving worker process."""
     from threadpoolctl import threadpool_limits
 
     logging.basicConfig(level=os.environ.get("RECSTACK_LOG_LEVEL", "INFO"))
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         threadpool_limits(limits=int(threads))
-    return create_app(get_settings())

@@ -17,7 +17,7 @@ from pathlib import Path
 from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
 
-APP = "recstack.serving.api.app:app_from_env"
+APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
 SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SHARED_FILES_NOTE = (
     "note: several workers without RECSTACK_REDIS_URL: changes reach every worker through "

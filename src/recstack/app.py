@@ -1,0 +1,27 @@
+"""The whole HTTP app: the serving API, plus the dashboard where it is installed.
+
+``serving`` and ``ui`` are siblings that never import each other; this module composes them, and
+the serving supervisor starts every worker from :func:`app_from_env` here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from recstack.serving.api import app as serving_app
+from recstack.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:
+    """The serving app (``recstack.serving.api.app.create_app``) with every extension mounted."""
+    settings = settings or get_settings()
+    app = serving_app.create_app(settings, **kwargs)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app uvicorn builds in each worker (``factory=True``); see the serving app's docstring."""
+    serving_app.configure_worker()
+    return create_app(get_settings())

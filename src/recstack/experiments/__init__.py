@@ -1,0 +1,1 @@
+"""Online experiments: configuration, sticky assignment, interleaving, analysis and off-policy evaluation."""

@@ -1,0 +1,1 @@
+"""Monitoring: drift between a reference and a current window, and the promotion gate."""

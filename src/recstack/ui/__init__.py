@@ -1,0 +1,1 @@
+"""The dashboard served by the app at ``/ui``: server-rendered pages over the same library calls."""
