@@ -79,7 +79,7 @@ def tune_configs(dataset: Dataset, names: list[str], args: argparse.Namespace) -
 
     if args.configs == "none":
         raise SystemExit("--tune writes configs: give --configs a folder")
-    train, _ = stratified_split(dataset, ratio=args.ratio, seed=args.seed)
+    train, _ = stratified_split(dataset, ratio=args.ratio, seed=args.seed, keys=args.split_keys)
     for name in names:
         if name not in SEARCH_SPACES:
             continue
@@ -119,6 +119,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="TRIALS",
         help="first tune each model on the training part and write its config to --configs",
     )
+    parser.add_argument(
+        "--split-keys",
+        choices=("hash", "rows"),
+        default="hash",
+        help="hash: the split recstack evaluate makes of the same data (order-independent); "
+        "rows: Microsoft Recommenders' draw in file order (the published MS-protocol figures)",
+    )
     parser.add_argument("--out", type=Path, help="also write the full report here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--progress", action="store_true", help="show progress bars (stderr)")
@@ -142,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         k=args.k,
         ks=(1, 5, 10, 20),
         progress=args.progress,
+        split_keys=args.split_keys,
     )
     if args.out:
         write_report(result, args.out)

@@ -78,9 +78,45 @@ def reference_stratified(ds: Dataset, ratio: float, seed: int) -> set[tuple]:
 @pytest.mark.parametrize("ratio,seed", [(0.75, 42), (0.5, 1), (0.8, 7)])
 def test_stratified_matches_reference_protocol(ratio, seed):
     ds = planted_dataset(n_users=60, n_items=40, per_user=9, seed=seed)
-    train, test = stratified_split(ds, ratio=ratio, seed=seed)
+    train, test = stratified_split(ds, ratio=ratio, seed=seed, keys="rows")
     assert set(rows(train)) == reference_stratified(ds, ratio, seed)
     assert_partition(ds, train, test)
+
+
+def shuffled(ds: Dataset, seed: int) -> Dataset:
+    """The same interactions in another row order, with ids numbered in another order."""
+    order = np.random.default_rng(seed).permutation(ds.n_interactions)
+    users = ds.users.ids[np.asarray(ds.user_idx)[order]]
+    items = ds.items.ids[np.asarray(ds.item_idx)[order]]
+    user_map, item_map = IdMap(pd.unique(users)), IdMap(pd.unique(items))
+    return Dataset.from_arrays(
+        user_map,
+        item_map,
+        user_map.indices(users),
+        item_map.indices(items),
+        np.asarray(ds.weight)[order],
+        np.asarray(ds.timestamp)[order],
+    )
+
+
+def external_rows(ds: Dataset) -> set[tuple]:
+    users, items = ds.users.ids[ds.user_idx], ds.items.ids[ds.item_idx]
+    return set(zip(users, items, np.asarray(ds.timestamp).tolist(), strict=True))
+
+
+def test_stratified_hash_keys_ignore_row_order():
+    ds = planted_dataset(n_users=80, n_items=50, per_user=12, seed=2)
+    other = shuffled(ds, seed=9)
+    train, test = stratified_split(ds, ratio=0.75, seed=42)
+    other_train, other_test = stratified_split(other, ratio=0.75, seed=42)
+    assert external_rows(train) == external_rows(other_train)
+    assert external_rows(test) == external_rows(other_test)
+    # numpy's draw in row order (Microsoft Recommenders) moves with the order
+    rows_train, _ = stratified_split(ds, ratio=0.75, seed=42, keys="rows")
+    other_rows_train, _ = stratified_split(other, ratio=0.75, seed=42, keys="rows")
+    assert external_rows(rows_train) != external_rows(other_rows_train)
+    with pytest.raises(ValueError, match="keys must be one of"):
+        stratified_split(ds, keys="random")
 
 
 def test_stratified_is_deterministic_per_seed():

@@ -74,14 +74,23 @@ def check_protocol(protocol: str) -> None:
 
 
 def split_dataset(
-    dataset: Dataset, protocol: str, ratio: float, seed: int, leave_out: int = 1
+    dataset: Dataset,
+    protocol: str,
+    ratio: float,
+    seed: int,
+    leave_out: int = 1,
+    split_keys: str = "hash",
 ) -> tuple[Dataset, Dataset]:
-    """Split by the named protocol; train and test share the input's id maps."""
+    """Split by the named protocol; train and test share the input's id maps.
+
+    ``split_keys`` chooses the stratified split's random keys (see ``data.splits``): ``hash``
+    is independent of row order, ``rows`` reproduces Microsoft Recommenders' protocol.
+    """
     from recstack.data import splits
 
     check_protocol(protocol)
     if protocol == "stratified":
-        return splits.stratified_split(dataset, ratio=ratio, seed=seed)
+        return splits.stratified_split(dataset, ratio=ratio, seed=seed, keys=split_keys)
     if protocol == "temporal":
         return splits.temporal_split(dataset, ratio=ratio)
     return splits.leave_last_n_out(dataset, n=leave_out)
@@ -211,6 +220,7 @@ def evaluate_models(
     min_rating: float | None = None,
     leave_out: int = 1,
     diversity: str = "auto",
+    split_keys: str = "hash",
 ) -> EvaluationResult:
     """Split once, train every model on the training part and score its top-k lists.
 
@@ -226,9 +236,10 @@ def evaluate_models(
         min_rating: relevance threshold on test weights (None: every test interaction).
         leave_out: interactions per user held out by ``leave_last``.
         diversity: item vectors for diversity: ``auto``, ``genres`` or ``cooccurrence``.
+        split_keys: ``hash`` (order-independent) or ``rows`` (Microsoft Recommenders' draw).
     """
     specs = check_request(models, protocol, ratio, k, ks, diversity)
-    train, test = split_dataset(dataset, protocol, ratio, seed, leave_out)
+    train, test = split_dataset(dataset, protocol, ratio, seed, leave_out, split_keys)
     target = holdout_target(dataset, test, min_rating)
     if target.users.size == 0:
         raise ConfigError("the test split has no user with a relevant item; nothing to evaluate")
@@ -269,6 +280,7 @@ def evaluate_models(
         users_evaluated=int(target.users.size),
         users_skipped=target.skipped,
         diversity_source=source,
+        split_keys=split_keys,
         models=results,
         item_popularity=popularity,
     )

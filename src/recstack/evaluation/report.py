@@ -23,8 +23,9 @@ def summary_line(result: EvaluationResult) -> str:
         if result.min_rating is None
         else f"test interactions weighing at least {result.min_rating} relevant"
     )
+    keys = f", {result.split_keys} keys" if result.protocol == "stratified" else ""
     return (
-        f"{result.protocol} split (ratio {result.ratio}, seed {result.seed}) of "
+        f"{result.protocol} split (ratio {result.ratio}, seed {result.seed}{keys}) of "
         f"{data.get('interactions', 0):,} interactions ({data.get('users', 0):,} users, "
         f"{data.get('items', 0):,} items): {result.train_interactions:,} train / "
         f"{result.test_interactions:,} test; {result.users_evaluated:,} users evaluated, "

@@ -71,6 +71,7 @@ class EvaluationResult:
     users_skipped: int
     diversity_source: str
     models: list[ModelResult]
+    split_keys: str = "hash"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     item_popularity: np.ndarray | None = field(default=None, repr=False, compare=False)
 
