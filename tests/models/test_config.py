@@ -40,7 +40,7 @@ def test_unknown_parameter_names_model_parameter_and_valid_ranges() -> None:
     message = str(error)
     assert message.startswith("als: unknown parameter 'factorz'; valid parameters: ")
     assert "factors (int, >= 1, <= 4096, default 64)" in message
-    assert "regularization (float, >= 0.0, default 0.05)" in message
+    assert "regularization (float or None, >= 0.0, default None)" in message
     assert "random_state (int or None, >= 0, default 0)" in message
     assert error.model == "als" and error.parameters == ["factorz"]
     assert set(error.valid) == set(model_class("als").defaults)

@@ -6,6 +6,12 @@ for observed pairs. Users the model never saw are folded in exactly: with the it
 ``x = (YᵀY + λI + Yᵀ(C−I)Y)⁻¹ Yᵀ C p``, the same step training takes for a known user.
 ``YᵀY + λI`` depends only on the item factors, so a model computes it once (on first use after
 fitting or loading) and every later fold-in and explanation reuses it.
+
+Defaults follow the data's weight scale (``auto_alpha``, ``auto_regularization``): what matters
+is the confidence of a typical observed pair, ``alpha × weight``, and λ measured against it. The
+same rule is near the tuned optimum on MovieLens-100K and ml-latest-small, with binary or
+rating weights (λ ≈ 60, ``alpha × mean weight`` = 10), where the old fixed λ = 0.05 lost a
+quarter of NDCG@10.
 """
 
 from __future__ import annotations
@@ -72,15 +78,51 @@ def als_fold_in(
     return out
 
 
+TARGET_CONFIDENCE = 10.0  # alpha × the mean observed weight, when alpha is not given
+REGULARIZATION_PER_CONFIDENCE = 5.5  # λ in units of a typical observed pair's confidence
+FULL_REGULARIZATION_AT = 30.0  # mean interactions per user from which λ stops growing
+
+
+def auto_alpha(mean_weight: float) -> float:
+    """Confidence slope putting a typical observed pair at ``1 + TARGET_CONFIDENCE``.
+
+    >>> auto_alpha(1.0), auto_alpha(4.0)
+    (10.0, 2.5)
+    """
+    return TARGET_CONFIDENCE / mean_weight if mean_weight > 0 else TARGET_CONFIDENCE
+
+
+def auto_regularization(alpha: float, mean_weight: float, per_user: float) -> float:
+    """λ as 5.5 typical observed pairs, ``5.5 × (1 + α·w̄)``, less for sparse users.
+
+    Users with few interactions (fewer than ``FULL_REGULARIZATION_AT`` on average) get a
+    proportionally smaller λ: with 15 per user, the full λ shrinks every factor towards zero.
+
+    >>> auto_regularization(10.0, 1.0, per_user=80.0)
+    60.5
+    >>> auto_regularization(10.0, 1.0, per_user=15.0)
+    30.25
+    """
+    sparse_users = min(1.0, per_user / FULL_REGULARIZATION_AT)
+    return REGULARIZATION_PER_CONFIDENCE * (1.0 + alpha * mean_weight) * sparse_users
+
+
 class ALSConfig(ModelConfig):
     """Parameters of ``ALSRecommender``."""
 
     factors: int = Field(64, ge=1, le=4096, description="Latent dimensions.")
-    regularization: float = Field(
-        0.05, ge=0.0, description="L2 penalty lambda on user and item factors."
+    regularization: float | None = Field(
+        None,
+        ge=0.0,
+        description="L2 penalty lambda on user and item factors; None: auto_regularization, "
+        "5.5 × the confidence of a typical observed pair (60.5 on binary MovieLens), less "
+        "when users have under 30 interactions on average.",
     )
-    alpha: float = Field(
-        10.0, ge=0.0, description="Confidence slope: c = 1 + alpha * weight for observed pairs."
+    alpha: float | None = Field(
+        None,
+        ge=0.0,
+        description="Confidence slope: c = 1 + alpha * weight for observed pairs; None: "
+        "10 / the mean observed weight.",
     )
     iterations: int = Field(15, ge=1, le=1000, description="ALS sweeps over users and items.")
     random_state: int | None = Field(
@@ -126,8 +168,21 @@ class ALSRecommender(FactorRecommender):
         self._gram = (factors, gram)
         return gram
 
-    def _fit(self, dataset: Dataset, progress: bool = False) -> None:
+    def resolve_defaults(self, dataset: Dataset) -> ALSConfig:
+        """The config with ``alpha`` and ``regularization`` set from the data where None."""
         c = self.config
+        matrix = dataset.matrix
+        weights = np.asarray(matrix.data, dtype=np.float64)
+        mean_weight = float(weights.mean()) if weights.size else 1.0
+        alpha = auto_alpha(mean_weight) if c.alpha is None else c.alpha
+        lam = c.regularization
+        if lam is None:
+            active = max(1, int(np.count_nonzero(np.diff(matrix.indptr))))
+            lam = auto_regularization(alpha, mean_weight, per_user=matrix.nnz / active)
+        return c.model_copy(update={"alpha": float(alpha), "regularization": float(lam)})
+
+    def _fit(self, dataset: Dataset, progress: bool = False) -> None:
+        self.config = c = self.resolve_defaults(dataset)
         confidence = confidence_matrix(dataset.matrix, c.alpha)
         iterations = c.iterations
         factory = self._implicit_factory()  # import first: threadpool_limits only sees loaded BLAS
