@@ -91,7 +91,7 @@ def test_create_model_goes_through_validate_params(monkeypatch) -> None:
     )
     model = create_model("itemknn", k_neighbors="20")
     assert seen == ["itemknn"] and model.config.k_neighbors == 20
-    assert model.get_params() == {"k_neighbors": 20, "shrink": 10.0, "normalize": False}
+    assert model.get_params() == {"k_neighbors": 20, "shrink": 30.0, "normalize": False}
 
 
 def test_constructor_keywords_and_from_params_agree() -> None:

@@ -17,9 +17,14 @@ from recstack.models.similarity import cosine_topk
 class ItemKNNConfig(ModelConfig):
     """Parameters of ``ItemKNNRecommender``."""
 
-    k_neighbors: int = Field(100, ge=1, description="Neighbours kept per item.")
+    k_neighbors: int = Field(
+        10,
+        ge=1,
+        description="Neighbours kept per item (10 to 20 is best on MovieLens; more neighbours "
+        "add noise faster than signal).",
+    )
     shrink: float = Field(
-        10.0,
+        30.0,
         ge=0.0,
         description="Added to the cosine denominator; damps similarities built on few "
         "co-occurrences.",
