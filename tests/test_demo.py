@@ -17,5 +17,7 @@ def test_demo_end_to_end_without_serving(tmp_path) -> None:
     registry = ModelRegistry(settings)
     champion = registry.resolve(settings.model_name, "champion")
     assert champion.version == out["version"].version
+    best = max(out["evaluation"].models, key=lambda result: result.metrics["ndcg"])
+    assert champion.model == best.name
     if out["search"] is not None:  # with the text extra: a content model for search beside it
         assert registry.resolve(settings.model_name + "-content", "champion").version == 1

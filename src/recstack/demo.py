@@ -1,10 +1,11 @@
 """``make demo``: the whole job on embedded defaults, through the same library calls as the CLI.
 
 Generates a synthetic e-learning catalogue, ingests it into the SQLite store under
-``RECSTACK_HOME`` (default ``./.recstack``), compares models offline, trains and registers ALS as
-champion in the local MLflow registry (with a content model beside it for semantic search and
-new items, when the ``text`` extra is installed), creates an API key and serves the API,
-printing curl lines that work. Re-running is cheap: ingest is idempotent.
+``RECSTACK_HOME`` (default ``./.recstack``), compares models offline, trains the winner of that
+comparison and registers it as champion in the local MLflow registry (with a content model
+beside it for semantic search and new items, when the ``text`` extra is installed), creates an
+API key and serves the API, printing curl lines that work. Re-running is cheap: ingest is
+idempotent.
 
 Environment knobs: ``RECSTACK_DEMO_USERS/ITEMS/EVENTS`` for the data size,
 ``RECSTACK_DEMO_SERVE=0`` to stop before serving, ``RECSTACK_DEMO_PORT`` for the port.
@@ -51,8 +52,21 @@ def run_demo(
     console.print(evaluation.to_markdown(), soft_wrap=True)
 
     console.rule("[bold]3. Train and register the champion")
-    version = train_and_register(settings, "als", evaluate=False, promote="champion", progress=True)
-    console.print(f"registered {version.name} v{version.version} as champion")
+    winner = max(evaluation.models, key=lambda result: result.metrics["ndcg"])
+    console.print(
+        f"{winner.name} wins the evaluation above (NDCG@10 {winner.metrics['ndcg']:.4f}); "
+        "training it on all the data"
+    )
+    version = train_and_register(
+        settings,
+        winner.name,
+        winner.params,
+        evaluate=False,
+        promote="champion",
+        progress=True,
+        dataset=dataset,
+    )
+    console.print(f"registered {version.name} v{version.version} ({winner.name}) as champion")
     search = None
     if importlib.util.find_spec("sentence_transformers") is not None:
         content = train_and_register(
@@ -85,7 +99,7 @@ def run_demo(
     if serve:
         import uvicorn
 
-        from recstack.serving.api.app import create_app
+        from recstack.app import create_app
 
         uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="info")
     return {
