@@ -349,3 +349,23 @@ def recommended_popularity(recommended: np.ndarray, item_popularity: np.ndarray)
     """
     rec = np.asarray(recommended, dtype=np.int64).ravel()
     return np.asarray(item_popularity, dtype=np.float64)[rec[rec >= 0]]
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Root mean squared error of rating predictions (nan when there is nothing to score).
+
+    >>> rmse(np.array([3.0, 4.0, 5.0]), np.array([4.0, 4.0, 3.0]))  # sqrt((1 + 0 + 4) / 3)
+    1.2909944487358056
+    """
+    diff = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
+    return float(np.sqrt(np.mean(diff * diff))) if diff.size else float("nan")
+
+
+def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Mean absolute error of rating predictions (nan when there is nothing to score).
+
+    >>> mae(np.array([3.0, 4.0, 5.0]), np.array([4.0, 4.0, 3.0]))  # (1 + 0 + 2) / 3
+    1.0
+    """
+    diff = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
+    return float(np.mean(np.abs(diff))) if diff.size else float("nan")

@@ -21,6 +21,7 @@ from recstack.evaluation import metrics as m
 from recstack.evaluation.results import EvaluationResult, ModelResult
 from recstack.models.base import SCORE_BATCH, Recommender
 from recstack.models.catalog import create_model
+from recstack.models.protocols import RatingPredictor
 from recstack.progress import ProgressTask, track
 
 Protocol = Literal["stratified", "temporal", "leave_last"]
@@ -263,6 +264,7 @@ def evaluate_models(
             result = _score(
                 name, model, recommended, target, cutoffs, k, vectors, popularity, train
             )
+            result.metrics.update(rating_errors(model, test))
             result.train_seconds = round(train_seconds, 3)
             result.predict_seconds = round(predict_seconds, 3)
             results.append(result)
@@ -316,6 +318,18 @@ def _score(
         predict_seconds=0.0,
         recommended=top,
     )
+
+
+def rating_errors(model: Recommender, test: Dataset) -> dict[str, float]:
+    """RMSE and MAE of a rating-predicting model on the test interactions' weights (the
+    ratings, under the default event weights); nothing for models that rank only."""
+    if not isinstance(model, RatingPredictor) or test.n_interactions == 0:
+        return {}
+    predicted = model.predict_ratings(test.user_idx, test.item_idx)
+    return {
+        "rmse": round(m.rmse(predicted, test.weight), 6),
+        "mae": round(m.mae(predicted, test.weight), 6),
+    }
 
 
 def _diversity_sample(recommended: np.ndarray) -> np.ndarray:

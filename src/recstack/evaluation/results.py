@@ -25,6 +25,8 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("diversity", "diversity"),
     ("novelty", "novelty"),
 )
+# shown only when some model predicts ratings (``models.protocols.RatingPredictor``)
+RATING_COLUMNS: tuple[tuple[str, str], ...] = (("rmse", "RMSE"), ("mae", "MAE"))
 
 
 @dataclass
@@ -105,11 +107,14 @@ class EvaluationResult:
 
 def table_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows of the results table (one row per model)."""
-    header = ["model"] + [title.format(k=result.k) for _, title in TABLE_COLUMNS] + ["train s"]
+    columns = TABLE_COLUMNS
+    if any("rmse" in model.metrics for model in result.models):
+        columns = columns + RATING_COLUMNS
+    header = ["model"] + [title.format(k=result.k) for _, title in columns] + ["train s"]
     rows = []
     for model in result.models:
         cells = [model.name]
-        cells += [f"{model.metrics.get(key, float('nan')):.4f}" for key, _ in TABLE_COLUMNS]
+        cells += [f"{model.metrics.get(key, float('nan')):.4f}" for key, _ in columns]
         cells.append(f"{model.train_seconds:.2f}")
         rows.append(cells)
     return header, rows

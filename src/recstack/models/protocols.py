@@ -44,3 +44,12 @@ class TextSearchable(Protocol):
     def with_items(self, item_ids: Sequence[str], texts: Sequence[str]) -> Self:
         """A grown copy covering ``item_ids``; the original model is not changed."""
         ...
+
+
+@runtime_checkable
+class RatingPredictor(Protocol):
+    """A model that predicts explicit ratings, so evaluation reports RMSE and MAE for it."""
+
+    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (training user index, item index) pairs, float64."""
+        ...

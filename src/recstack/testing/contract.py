@@ -23,6 +23,8 @@ Class attributes tune the contract for models that legitimately differ:
 * ``min_cluster_precision`` (0.5): floor for the share of same-cluster items (chance 0.25).
 * ``popularity_margin`` (0.1): the model's recall@10 must exceed popularity's by this
   relative margin.
+* ``liked_weight`` (1.0) and ``relevant_min_weight`` (None): for rating models, the stars of
+  a liked history item and the rating from which a held-out item counts as relevant.
 
 The fitted model is shared by the tests of one class (class-scoped fixtures), so tests must
 not mutate it.
@@ -101,10 +103,10 @@ def out_of_range_value(config: type[ModelConfig]) -> tuple[str, Any] | None:
     return None
 
 
-def _history_rows(item_lists: list[list[int]], n_items: int) -> sp.csr_matrix:
+def _history_rows(item_lists: list[list[int]], n_items: int, weight: float = 1.0) -> sp.csr_matrix:
     rows = np.repeat(np.arange(len(item_lists)), [len(x) for x in item_lists])
     cols = np.concatenate([np.asarray(x, dtype=np.int64) for x in item_lists]) if rows.size else []
-    data = np.ones(len(rows), dtype=np.float32)
+    data = np.full(len(rows), weight, dtype=np.float32)
     return sp.csr_matrix((data, (rows, cols)), shape=(len(item_lists), n_items))
 
 
@@ -128,6 +130,10 @@ class RecommenderContract:
     deterministic_fit: ClassVar[bool] = True
     min_cluster_precision: ClassVar[float] = 0.5
     popularity_margin: ClassVar[float] = 0.1
+    # Rating models read a history's weights as stars: liked items weigh this much.
+    liked_weight: ClassVar[float] = 1.0
+    # Held-out interactions weighing less than this are not relevant (None: all are).
+    relevant_min_weight: ClassVar[float | None] = None
 
     # ---- shared fixtures (one fit per test class) ------------------------------------------
     @pytest.fixture(scope="class")
@@ -329,7 +335,7 @@ class RecommenderContract:
         for c in np.unique(clusters):
             members = np.flatnonzero(clusters == c)
             lists.append(members[np.argsort(-popularity[members], kind="stable")][:6].tolist())
-        h = _history_rows(lists, train.n_items)
+        h = _history_rows(lists, train.n_items, type(self).liked_weight)
         idx, _ = contract_model.recommend(h, K, users=np.full(len(lists), -1))
         share = [
             np.mean(clusters[idx[row][idx[row] >= 0]] == c)
@@ -426,6 +432,10 @@ class RecommenderContract:
         _, train, test = contract_data
         h = train.matrix
         truth = test.matrix
+        floor = type(self).relevant_min_weight
+        if floor is not None:
+            truth = truth.multiply(truth >= floor).tocsr()
+            truth.eliminate_zeros()
         users = np.arange(h.shape[0])
         idx, _ = contract_model.recommend(h, K, users=users)
         model_recall = recall_at_k(idx, truth)

@@ -9,12 +9,19 @@ from recstack.data.dataset import Dataset
 
 
 def planted_frame(
-    n_users: int = 200, n_items: int = 120, n_clusters: int = 4, per_user: int = 15, seed: int = 0
+    n_users: int = 200,
+    n_items: int = 120,
+    n_clusters: int = 4,
+    per_user: int = 15,
+    seed: int = 0,
+    rated: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Interactions and items where users mostly pick items of their own cluster.
 
     Returns ``(interactions, items)`` frames in the canonical schema (see ``data.schema``);
-    items carry a ``genres`` attribute naming their cluster and a ``difficulty`` number.
+    items carry a ``genres`` attribute naming their cluster and a ``difficulty`` number. With
+    ``rated`` the events are ``rate`` events: 4-5 stars for the user's own cluster, 1-3 for
+    the others, which users then pick more often (explicit feedback carries the signal).
     """
     rng = np.random.default_rng(seed)
     user_cluster = rng.integers(0, n_clusters, n_users)
@@ -23,10 +30,13 @@ def planted_frame(
     rows = []
     for u in range(n_users):
         own = item_cluster == user_cluster[u]
-        p = pop * np.where(own, 8.0, 1.0)
+        p = pop * np.where(own, 2.0 if rated else 8.0, 1.0)
         chosen = rng.choice(n_items, size=per_user, replace=False, p=p / p.sum())
         for j, i in enumerate(chosen):
-            rows.append((f"e{u}-{i}", f"u{u}", f"i{i}", "view", np.nan, 1_600_000_000 + 60 * j))
+            kind, value = "view", np.nan
+            if rated:
+                kind, value = "rate", float(rng.integers(4, 6) if own[i] else rng.integers(1, 4))
+            rows.append((f"e{u}-{i}", f"u{u}", f"i{i}", kind, value, 1_600_000_000 + 60 * j))
     inter = pd.DataFrame(
         rows, columns=["event_id", "user_id", "item_id", "event_type", "value", "timestamp"]
     )
@@ -46,7 +56,7 @@ def planted_frame(
     return inter, items
 
 
-def planted_dataset(**kwargs: int) -> Dataset:
+def planted_dataset(**kwargs: int | bool) -> Dataset:
     """``planted_frame`` as a Dataset (item metadata included)."""
     inter, items = planted_frame(**kwargs)
     return Dataset.from_frame(inter, items=items)
