@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recstack.index import ExactIndex, VectorIndex, load_index
+from recstack.testing.index_contract import VectorIndexContract
 
 
 def brute_force(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -88,3 +89,8 @@ def test_save_load_round_trip_mmap(tmp_path) -> None:
 def test_load_rejects_a_directory_without_manifest(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a saved vector index"):
         load_index(tmp_path)
+
+
+class TestExactContract(VectorIndexContract):
+    index_factory = staticmethod(ExactIndex)
+    min_recall = 1.0

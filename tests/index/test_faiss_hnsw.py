@@ -15,6 +15,7 @@ from recstack.index import (
     load_index,
     make_index,
 )
+from recstack.testing.index_contract import VectorIndexContract
 
 N, DIM, K = 20_000, 32, 10
 
@@ -125,3 +126,7 @@ def test_hnsw_settings_are_defined_once() -> None:
     built = make_index(np.eye(8, 4, dtype=np.float32), threshold=4)
     assert isinstance(built, FaissHNSWIndex) and built.M == HNSW_M
     assert built._index.hnsw.efConstruction == HNSW_EF_CONSTRUCTION
+
+
+class TestFaissHNSWContract(VectorIndexContract):
+    index_factory = staticmethod(lambda: FaissHNSWIndex(M=16, ef_construction=40, ef_search=64))
