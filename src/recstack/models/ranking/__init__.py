@@ -1,0 +1,1 @@
+"""The ranking stage: candidates from several retrievers, features, a LightGBM reranker."""

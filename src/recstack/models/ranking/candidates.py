@@ -1,0 +1,191 @@
+"""Candidates for the ranking stage: several retrievers' top lists, outer-joined per user.
+
+Each retriever scores every item for a batch of histories; its top ``n`` unseen items per row
+form its list. The lists are merged by outer join on ``(row, item)``: one candidate per pair
+any retriever proposed, with per-retriever features that mean the same thing whatever data
+the retriever was fitted on (so a reranker trained on retrievers fitted on part of the data
+transfers to retrievers refitted on all of it):
+
+* ``rank``: position in that retriever's list, 0 best; ``n`` when absent;
+* ``score``: the raw score min-max normalised within that row's list (1 best, 0 worst or
+  absent) — raw scores of ALS and EASE drift with the amount of data, list-relative ones do not;
+* ``present``: whether the retriever proposed the item.
+
+``candidate_recall`` says how many held-out positives the merged lists contain at all (the
+ceiling of any reranker), counting those no retriever proposed instead of dropping them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recstack.models.base import Recommender, top_k
+
+RRF_K = 60.0  # reciprocal-rank-fusion constant (Cormack et al., 2009)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Merged candidate lists of a batch of rows, sorted by row.
+
+    Attributes:
+        rows: ``(m,)`` row of the batch each candidate belongs to.
+        items: ``(m,)`` item index.
+        rank: ``(m, r)`` float32 rank per retriever (``n`` when absent).
+        score: ``(m, r)`` float32 list-normalised score per retriever (0 when absent).
+        present: ``(m, r)`` bool.
+        n_rows: rows in the batch.
+        depth: ``n``, the list length per retriever.
+    """
+
+    rows: np.ndarray
+    items: np.ndarray
+    rank: np.ndarray
+    score: np.ndarray
+    present: np.ndarray
+    n_rows: int
+    depth: int
+
+    @property
+    def fused(self) -> np.ndarray:
+        """Reciprocal-rank fusion of the retrievers' lists (absent lists add nothing)."""
+        return rrf(self.rank, self.present)
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        """Candidates per row (the query groups of a learning-to-rank model)."""
+        return np.bincount(self.rows, minlength=self.n_rows)
+
+
+def rrf(rank: np.ndarray, present: np.ndarray, k: float = RRF_K) -> np.ndarray:
+    """Reciprocal-rank fusion ``sum_r 1 / (k + rank_r + 1)`` over the lists holding the item.
+
+    >>> present = np.array([[True, True], [True, False]])
+    >>> [round(float(x), 4) for x in rrf(np.array([[0.0, 2.0], [5.0, 50.0]]), present, k=1)]
+    [0.75, 0.1429]
+    """
+    return np.where(present, 1.0 / (k + rank + 1.0), 0.0).sum(axis=1).astype(np.float32)
+
+
+def minmax_rows(values: np.ndarray) -> np.ndarray:
+    """Each row scaled to [0, 1] by its finite min and max (a constant row becomes 1).
+
+    >>> minmax_rows(np.array([[3.0, 2.0, 1.0], [5.0, 5.0, -np.inf]])).tolist()
+    [[1.0, 0.5, 0.0], [1.0, 1.0, 0.0]]
+    """
+    finite = np.isfinite(values)
+    hi = np.where(finite, values, -np.inf).max(axis=1, keepdims=True)
+    lo = np.where(finite, values, np.inf).min(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out = np.where(hi > lo, (values - lo) / span, 1.0)
+    return np.where(finite, out, 0.0).astype(np.float32)
+
+
+def retriever_lists(
+    model: Recommender,
+    histories: sp.csr_matrix,
+    users: np.ndarray | None,
+    depth: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One retriever's top ``depth`` unseen items per row and their list-normalised scores."""
+    scores = np.array(model.score(histories, users), dtype=np.float32)
+    rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
+    scores[rows, histories.indices] = -np.inf
+    idx, val = top_k(scores, depth)
+    return idx, minmax_rows(val)
+
+
+def merge_lists(lists: Sequence[tuple[np.ndarray, np.ndarray]], n_items: int) -> Candidates:
+    """Outer join of per-retriever ``(idx, normalised score)`` lists on ``(row, item)``.
+
+    >>> a = (np.array([[3, 1]]), np.array([[1.0, 0.0]], dtype=np.float32))
+    >>> b = (np.array([[1, 2]]), np.array([[1.0, 0.0]], dtype=np.float32))
+    >>> c = merge_lists([a, b], n_items=5)
+    >>> c.items.tolist(), c.rank.tolist(), c.present.tolist()
+    ([1, 2, 3], [[1.0, 0.0], [2.0, 1.0], [0.0, 2.0]], [[True, True], [False, True], [True, False]])
+    """
+    n_rows, depth = lists[0][0].shape
+    keys, rank_parts, score_parts, which = [], [], [], []
+    for r, (idx, val) in enumerate(lists):
+        ok = idx >= 0
+        row_of = np.broadcast_to(np.arange(n_rows)[:, None], idx.shape)[ok]
+        keys.append(row_of.astype(np.int64) * n_items + idx[ok])
+        rank_parts.append(np.broadcast_to(np.arange(idx.shape[1]), idx.shape)[ok])
+        score_parts.append(val[ok])
+        which.append(np.full(int(ok.sum()), r))
+    all_keys = np.concatenate(keys)
+    unique, inverse = np.unique(all_keys, return_inverse=True)
+    m, n_lists = len(unique), len(lists)
+    rank = np.full((m, n_lists), float(depth), dtype=np.float32)
+    score = np.zeros((m, n_lists), dtype=np.float32)
+    present = np.zeros((m, n_lists), dtype=bool)
+    col = np.concatenate(which)
+    rank[inverse, col] = np.concatenate(rank_parts)
+    score[inverse, col] = np.concatenate(score_parts)
+    present[inverse, col] = True
+    return Candidates(
+        rows=(unique // n_items).astype(np.int64),
+        items=(unique % n_items).astype(np.int64),
+        rank=rank,
+        score=score,
+        present=present,
+        n_rows=n_rows,
+        depth=depth,
+    )
+
+
+def generate(
+    retrievers: Sequence[Recommender],
+    histories: sp.csr_matrix,
+    users: np.ndarray | None,
+    depth: int,
+) -> Candidates:
+    """Merged top-``depth`` lists of every retriever for each history row."""
+    n_items = retrievers[0].n_items
+    lists = [retriever_lists(model, histories, users, depth) for model in retrievers]
+    return merge_lists(lists, n_items)
+
+
+def candidate_labels(cands: Candidates, truth: sp.csr_matrix) -> np.ndarray:
+    """1 where a candidate is a positive of its row in ``truth`` (rows aligned), else 0."""
+    truth = sp.csr_matrix(truth)
+    hit = np.asarray(truth[cands.rows, cands.items]).ravel() > 0
+    return hit.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CandidateRecall:
+    """How many held-out positives the candidates contain."""
+
+    positives: int
+    found: int
+    missed: int
+    per_retriever: dict[str, int]
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.positives if self.positives else 0.0
+
+
+def candidate_recall(
+    cands: Candidates, truth: sp.csr_matrix, names: Sequence[str]
+) -> CandidateRecall:
+    """Positives of ``truth`` (rows aligned with the candidates) found among the candidates,
+    overall and per retriever; positives no retriever proposed are counted as ``missed``.
+
+    >>> a = (np.array([[0, 1]]), np.ones((1, 2), np.float32))
+    >>> c = merge_lists([a], n_items=4)
+    >>> r = candidate_recall(c, sp.csr_matrix(np.array([[0, 1, 1, 0]])), ["x"])
+    >>> (r.positives, r.found, r.missed, r.per_retriever)
+    (2, 1, 1, {'x': 1})
+    """
+    truth = sp.csr_matrix(truth)
+    labels = candidate_labels(cands, truth) > 0
+    positives = int(truth.nnz)
+    found = int(labels.sum())
+    per = {name: int((labels & cands.present[:, r]).sum()) for r, name in enumerate(names)}
+    return CandidateRecall(positives, found, positives - found, per)
