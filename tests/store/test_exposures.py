@@ -1,0 +1,118 @@
+"""The exposure log, outcomes and experiment definitions on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from recstack.errors import ConflictError, NotFoundError
+from recstack.store import Store
+
+
+@pytest.fixture
+def store(store_url):
+    store = Store(store_url)
+    store.migrate()
+    for table in ("outcomes", "exposures", "experiments"):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    yield store
+    store.close()
+
+
+def exposure(rid: str, user: str, arm: str | None, at: float, items=("i1", "i2")) -> dict:
+    return {
+        "recommendation_id": rid,
+        "served_at": at,
+        "user_id": user,
+        "surface": "recommendations",
+        "experiment": "exp" if arm else None,
+        "arm": arm,
+        "model": "als",
+        "model_version": 1,
+        "items": [{"item_id": i, "position": p, "score": 1.0 - p} for p, i in enumerate(items)],
+    }
+
+
+def outcome(event_id: str, rid: str, user: str, arm: str, kind: str, value=None) -> dict:
+    return {
+        "event_id": event_id,
+        "recommendation_id": rid,
+        "experiment": "exp",
+        "arm": arm,
+        "user_id": user,
+        "item_id": "i1",
+        "event_type": kind,
+        "value": value,
+        "position": 0,
+        "timestamp": 100,
+    }
+
+
+def test_exposures_are_written_once_and_found_by_id_and_by_user(store):
+    rows = [exposure("r1", "u1", "a", 10.0), exposure("r2", "u1", None, 20.0)]
+    assert store.exposures.add_exposures(rows) == 2
+    assert store.exposures.add_exposures(rows) == 0  # idempotent by recommendation_id
+    found = store.exposures.find(["r1", "r2", "nope"])
+    assert set(found) == {"r1", "r2"}
+    assert found["r1"]["items"][1] == {"item_id": "i2", "position": 1, "score": 0.0}
+    recent = store.exposures.recent_for_users(["u1"], since=15.0)
+    assert [r["recommendation_id"] for r in recent] == ["r2"]
+    assert store.exposures.count("exp") == 1
+
+
+def test_user_metrics_agree_with_a_hand_count(store):
+    store.exposures.add_exposures(
+        [
+            exposure("r1", "u1", "a", 1.0),
+            exposure("r2", "u1", "a", 2.0),
+            exposure("r3", "u2", "b", 3.0),
+            exposure("r4", "u3", "b", 4.0),
+        ]
+    )
+    assert (
+        store.exposures.add_outcomes(
+            [
+                outcome("e1", "r1", "u1", "a", "click"),
+                outcome("e2", "r2", "u1", "a", "purchase", 9.5),
+                outcome("e3", "r3", "u2", "b", "click"),
+                outcome("e4", "r3", "u2", "b", "click"),
+            ]
+        )
+        == 4
+    )
+    assert store.exposures.add_outcomes([outcome("e1", "r1", "u1", "a", "click")]) == 0
+    frame = store.exposures.user_metrics("exp", ["click"], ["purchase"])
+    got = {
+        (r.arm, r.user_id): (r.exposures, r.clicks, r.conversions, r.value)
+        for r in frame.itertuples()
+    }
+    assert got == {
+        ("a", "u1"): (2.0, 1.0, 1.0, 9.5),
+        ("b", "u2"): (1.0, 2.0, 0.0, 0.0),
+        ("b", "u3"): (1.0, 0.0, 0.0, 0.0),
+    }
+    until = store.exposures.user_metrics("exp", ["click"], ["purchase"], until=1.5)
+    assert until[["arm", "user_id", "exposures"]].values.tolist() == [["a", "u1", 1.0]]
+    positions = store.exposures.clicks_by_position("exp", ["click"])
+    assert positions.values.tolist() == [["a", 0, 1], ["b", 0, 2]]
+    assert store.exposures.time_range("exp") == (1.0, 4.0)
+
+
+def test_experiment_status_changes_are_compare_and_set(store):
+    definition = {"key": "k", "status": "draft", "namespace": "default", "arms": []}
+    store.experiments.create(definition)
+    with pytest.raises(ConflictError, match="exists"):
+        store.experiments.create(definition)
+
+    def refuse(_definition, _running):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        store.experiments.change("k", ("draft",), refuse)
+    assert store.experiments.get("k")["status"] == "draft"  # nothing half-written
+    store.experiments.change("k", ("draft",), lambda d, r: {**d, "status": "running"})
+    with pytest.raises(ConflictError, match="is running"):
+        store.experiments.change("k", ("draft",), lambda d, r: d)
+    with pytest.raises(NotFoundError):
+        store.experiments.change("other", ("draft",), lambda d, r: d)
+    assert [d["key"] for d in store.experiments.list("running")] == ["k"]
