@@ -12,6 +12,7 @@ def test_demo_end_to_end_without_serving(tmp_path) -> None:
     out = run_demo(settings, users=300, items=120, events=8000, serve=False, port=8123)
     assert out["key"].startswith("rs_")
     assert "http://127.0.0.1:8123/v1/users/" in out["curl"] and out["key"] in out["curl"]
+    assert out["dashboard"] == "http://127.0.0.1:8123/ui/"
     names = [m.name for m in out["evaluation"].models]
     assert names == ["popularity", "itemknn", "ease", "als"]
     registry = ModelRegistry(settings)

@@ -1,7 +1,8 @@
 """The whole HTTP app: the serving API, plus the dashboard where it is installed.
 
-``serving`` and ``ui`` are siblings that never import each other; this module composes them, and
-the serving supervisor starts every worker from :func:`app_from_env` here.
+``serving`` never imports ``ui`` (the dashboard sits above it and reads the app's state); this
+module composes them, and the serving supervisor starts every worker from :func:`app_from_env`
+here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from recstack import ui
 from recstack.serving.api import app as serving_app
 from recstack.settings import Settings, get_settings
 
@@ -18,6 +20,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:
     """The serving app (``recstack.serving.api.app.create_app``) with every extension mounted."""
     settings = settings or get_settings()
     app = serving_app.create_app(settings, **kwargs)
+    ui.mount(app, settings)
     return app
 
 

@@ -4,8 +4,8 @@ Generates a synthetic e-learning catalogue, ingests it into the SQLite store und
 ``RECSTACK_HOME`` (default ``./.recstack``), compares models offline, trains the winner of that
 comparison and registers it as champion in the local MLflow registry (with a content model
 beside it for semantic search and new items, when the ``text`` extra is installed), creates an
-API key and serves the API, printing curl lines that work. Re-running is cheap: ingest is
-idempotent.
+API key and serves the API, printing curl lines that work and the dashboard's URL (log in
+with the printed key). Re-running is cheap: ingest is idempotent.
 
 Environment knobs: ``RECSTACK_DEMO_USERS/ITEMS/EVENTS`` for the data size,
 ``RECSTACK_DEMO_SERVE=0`` to stop before serving, ``RECSTACK_DEMO_PORT`` for the port.
@@ -96,6 +96,8 @@ def run_demo(
             highlight=False,
         )
     console.print(f"Docs: http://127.0.0.1:{port}/docs")
+    dashboard = f"http://127.0.0.1:{port}/ui/"
+    console.print(f"Dashboard: {dashboard}  (log in with the admin key above)", highlight=False)
     if serve:
         import uvicorn
 
@@ -108,6 +110,7 @@ def run_demo(
         "version": version,
         "evaluation": evaluation,
         "search": search,
+        "dashboard": dashboard,
     }
 
 

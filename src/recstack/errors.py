@@ -27,6 +27,10 @@ class UnavailableError(RecstackError):
     """What a request needs is not there yet (no engine loaded, no store, no content model)."""
 
 
+class ConflictError(RecstackError):
+    """What was asked cannot run now: another holds it (a retrain already running)."""
+
+
 class DataError(RecstackError):
     """Input data is malformed: carries the file, the 1-based line and the reason.
 

@@ -11,7 +11,7 @@ import os
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -79,15 +79,90 @@ class Settings(BaseSettings):
         description="Serve /metrics without a key (a scraper on the private network); false "
         "asks for a read key.",
     )
+    jwt_jwks_path: Path | None = Field(
+        default=None, description="JWKS file whose keys verify JWT bearer tokens (RS256/ES256)."
+    )
+    jwt_jwks_url: str | None = Field(
+        default=None, description="JWKS URL whose keys verify JWT bearer tokens (RS256/ES256)."
+    )
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of JWTs.")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of JWTs.")
+    jwt_scope_claim: str = Field(
+        default="scope", description="JWT claim holding the caller's roles (string or list)."
+    )
+    jwt_scope_map: dict[str, str] = Field(
+        default_factory=lambda: {"read": "read", "write": "write", "admin": "admin"},
+        description="Role claim value -> recstack scope (read, write or admin).",
+    )
+    ui_secret: str | None = Field(
+        default=None,
+        description="Secret signing dashboard sessions; a random one is kept in "
+        "`home/ui_secret` when unset (shared by the workers of one host).",
+    )
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    exposure_logging: bool = Field(
+        default=True,
+        description="Write every served list to the exposure log (experiments, off-policy "
+        "evaluation); off, responses still carry a recommendation_id but nothing is logged.",
+    )
+    attribution_window_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        description="An event without recommendation_id is credited to the user's latest list "
+        "showing the item served within this many seconds.",
+    )
     cache_ttl_seconds: int = Field(default=60, ge=0)
     ann_threshold_items: int = Field(default=20_000, ge=0, description="Use FAISS HNSW above this.")
+    vector_backend: Literal["faiss", "qdrant"] = Field(
+        default="faiss",
+        description="Approximate search above ann_threshold_items: a FAISS HNSW graph in each "
+        "process, or a Qdrant collection (extra `qdrant`).",
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        description="Qdrant server URL (http://host:6333) or a local directory; in-process "
+        "local mode when unset.",
+    )
     history_days: int | None = Field(
         default=None, description="Only load this many days of history."
     )
     event_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
         description="Weight per event type when building the training matrix.",
+    )
+    # ---- the scheduler (`recstack scheduler`, `recstack serve --with-scheduler`)
+    retrain_schedule: str | None = Field(
+        default=None, description="Cron expression (UTC) of scheduled retrains, e.g. '0 3 * * *'."
+    )
+    retrain_min_new_events: int | None = Field(
+        default=None, ge=1, description="Retrain once this many events arrived since the last."
+    )
+    drift_schedule: str | None = Field(
+        default=None, description="Cron expression (UTC) of drift checks, e.g. '0 * * * *'."
+    )
+    retrain_on_drift: bool = Field(
+        default=True, description="Retrain when a scheduled drift check finds dataset drift."
+    )
+    retrain_cooldown_seconds: float = Field(
+        default=3600.0, ge=0, description="Least time between two retrains the scheduler starts."
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete events older than this many days (a scheduled job; unset keeps all).",
+    )
+    retention_schedule: str = Field(
+        default="30 2 * * *", description="Cron expression (UTC) of the retention job."
+    )
+    scheduler_poll_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often the scheduler checks its triggers."
+    )
+    # ---- observability
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="'json': one JSON object per log line, and one per request (request id, "
+        "route, status, latency, model version, arm).",
     )
 
     @classmethod

@@ -24,6 +24,7 @@ from recstack.data.loaders import LoadedData
 from recstack.models.catalog import create_model
 from recstack.serving.api.app import create_app
 from recstack.serving.engine.core import Engine, ModelInfo
+from recstack.serving.engine.vectors import VectorBackend
 from recstack.serving.runtime.loader import event_weighting
 from recstack.settings import Settings
 from recstack.store import Store
@@ -115,7 +116,7 @@ def serve(tmp_path: Path, planted) -> Iterator[Callable[..., Any]]:
             content=content,
             model_info=info,
             weighting=event_weighting(settings),
-            ann_threshold=settings.ann_threshold_items,
+            ann_threshold=VectorBackend.of(settings),
         )
         keys = {
             scope: store.create_api_key(scope, f"test-{scope}")[0]

@@ -30,7 +30,11 @@ from recstack.store import Store
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' default
 FILTER_REASONS = r"unknown filter attribute|has no numeric values to compare"
 DOCUMENTED_REFUSALS: dict[str, dict[int, str]] = {
-    "POST /v1/events": {422: r"unknown item id"},
+    "POST /v1/events": {422: r"unknown item id|unknown recommendation_id"},
+    "POST /v1/experiments": {
+        422: r"weights must sum|names must be unique|interleave mode|"
+        r"forced user|end must be after|unknown model"
+    },
     "GET /v1/users/{user_id}/recommendations": {422: FILTER_REASONS},
     "POST /v1/users/{user_id}/recommendations": {
         422: rf"{FILTER_REASONS}|k: Input should be a valid integer"

@@ -86,7 +86,8 @@ def test_get_and_post_forms_agree(served):
     assert [i["item_id"] for i in get["items"]] == [i["item_id"] for i in post["items"]]
     assert not {"i1", "i5"} & {i["item_id"] for i in get["items"]}
     # the GET form's directly dumped body is what the model's serialisation gives (POST)
-    assert {**get, "request_id": None} == {**post, "request_id": None}
+    fresh = {"request_id": None, "recommendation_id": None}  # new per response
+    assert {**get, **fresh} == {**post, **fresh}
     assert list(get["items"][0]) == list(post["items"][0])
 
 
@@ -97,6 +98,8 @@ def test_rendered_bodies_fall_back_to_the_model_for_unusual_values():
         "model": {"name": "als", "version": 1, "registered_name": "r"},
         "request_id": "x",
         "cold_start": False,
+        "recommendation_id": "r",
+        "experiment": None,
     }
     assert json.loads(rendered(body).body)["items"][0]["score"] == 0.5  # numpy scalar
     body["items"][0]["score"] = float("nan")

@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from recstack.cli import model_commands, serve_commands, store_commands
+from recstack.cli import (
+    experiment_commands,
+    model_commands,
+    monitor_commands,
+    scheduler_commands,
+    serve_commands,
+    spark_commands,
+    store_commands,
+    stream_commands,
+)
 from recstack.settings import get_settings
 
 app = typer.Typer(
@@ -48,6 +57,11 @@ def _register() -> None:
     store_commands.register(app)
     model_commands.register(app)
     serve_commands.register(app)
+    experiment_commands.register(app)
+    scheduler_commands.register(app)
+    monitor_commands.register(app)
+    spark_commands.register(app)
+    stream_commands.register(app)
 
 
 _register()

@@ -144,7 +144,12 @@ def tune_command(
 
 def train_command(
     model: str | None = typer.Option(
-        None, "--model", help="Model to train (or take it from --config)."
+        None,
+        "--model",
+        help="Model to train (or take it from --config); 'auto' picks and tunes a family.",
+    ),
+    budget: float = typer.Option(
+        120.0, "--budget", help="Seconds --model auto may spend choosing and tuning."
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Model config TOML (name and params)."
@@ -185,6 +190,7 @@ def train_command(
             promote=promote,
             progress=True,
             name=name,
+            auto_budget=budget,
         )
     if as_json:
         emit_json(version.to_dict())

@@ -39,14 +39,26 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    with_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--with-scheduler",
+            help="Also run the scheduler (retrain, drift, retention triggers; see "
+            "`recstack scheduler --help`) beside the workers, stopped with them.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API with uvicorn (see ``SERVE_HELP``)."""
     from recstack.serving.runtime import supervisor
 
     settings = get_settings()
+    if with_scheduler:  # a bad schedule stops the command here, not in a background process
+        from recstack.cli.scheduler_commands import check_scheduler_settings
+
+        check_scheduler_settings()
     with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
         open_store(settings).close()
-    argv = supervisor.command(host, port, workers, log_level)
+    argv = supervisor.command(host, port, workers, log_level, with_scheduler=with_scheduler)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)  # the workers' parent need not hold the command line's imports

@@ -312,6 +312,7 @@ class Recommender(ABC):
                 arrays.append(key)
         self.users.save(d / "users.json")
         self.items.save(d / "items.json")
+        self._save_parts(d)
         manifest = {
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "name": self.name,
@@ -322,6 +323,14 @@ class Recommender(ABC):
         }
         (d / "model.json").write_text(json.dumps(manifest, indent=2, default=str))
         return d
+
+    def _save_parts(self, directory: Path) -> None:
+        """Write what is not an array (a composite model's parts); nothing by default."""
+        return None
+
+    def _load_parts(self, directory: Path, mmap: bool) -> None:
+        """Read back what ``_save_parts`` wrote; nothing by default."""
+        return None
 
     @classmethod
     def load(cls, directory: Path | str, mmap: bool = True) -> Recommender:
@@ -348,6 +357,7 @@ class Recommender(ABC):
         model.items = IdMap.load(d / "items.json")
         model.meta = ArtifactMeta(**manifest["meta"])
         model._set_state(state)
+        model._load_parts(d, mmap)
         return model
 
     @classmethod

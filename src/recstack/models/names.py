@@ -16,8 +16,10 @@ MODELS: dict[str, str] = {
     "ease": "recstack.models.ease:EASERecommender",
     "als": "recstack.models.als:ALSRecommender",
     "bpr": "recstack.models.bpr:BPRRecommender",
+    "biased_mf": "recstack.models.biased_mf:BiasedMFRecommender",
     "two_tower": "recstack.models.two_tower:TwoTowerRecommender",
     "content": "recstack.models.content:ContentRecommender",
+    "two_stage": "recstack.models.ranking.two_stage:TwoStageRecommender",
 }
 
 

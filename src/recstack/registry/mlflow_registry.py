@@ -216,6 +216,23 @@ class ModelRegistry:
     def _aliases(self, name: str) -> dict[str, int]:
         return {a: int(v) for a, v in (self._registered(name).aliases or {}).items()}
 
+    def exists(self) -> bool:
+        """False when the local registry was never created (nothing registered yet); checking
+        costs no MLflow start-up, which creates the database on first use."""
+        if not self.is_local or self.settings.mlflow_tracking_uri:
+            return True
+        return (self.settings.home / "mlflow.db").exists()
+
+    def aliases(self, name: str | None = None) -> dict[str, int]:
+        """``{alias: version}`` of a registered model in one call (NotFoundError if unknown)."""
+        return self._aliases(name or self.settings.model_name)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version`` without the checks and history of ``promote`` (for a
+        caller that has just read the aliases and keeps its own record)."""
+        _check_alias(alias)
+        self.client.set_registered_model_alias(name, alias, str(int(version)))
+
     def get_version(self, name: str, version: int) -> VersionInfo:
         """Version ``version`` of ``name``; NotFoundError if either does not exist."""
         from mlflow.exceptions import MlflowException

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from recstack import tracing
 from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
@@ -31,6 +32,9 @@ from recstack.store.stats import store_stats
 
 if TYPE_CHECKING:
     from recstack.data.loaders import LoadedData
+    from recstack.store.experiments import ExperimentStore
+    from recstack.store.exposures import ExposureStore
+    from recstack.store.operations import Operations
 
 
 class Store:
@@ -111,9 +115,10 @@ class Store:
         progress: bool = False,
     ) -> Dataset:
         """Every user, item and (weighted) interaction as a Dataset for training."""
-        return _snapshot(
-            self.engine, weighting, since=since, upto_event_id=upto_event_id, progress=progress
-        )
+        with tracing.span("recstack.store.snapshot"):
+            return _snapshot(
+                self.engine, weighting, since=since, upto_event_id=upto_event_id, progress=progress
+            )
 
     def change_mark(self) -> dict[str, int]:
         """Where the store stands: highest event and user ids, user count (``marks``)."""
@@ -125,7 +130,8 @@ class Store:
 
     def events_after(self, after_event_id: int, since: int | None = None) -> pd.DataFrame:
         """Events stored after a mark's ``max_event_id``, oldest first, with external ids."""
-        return marks.events_after(self.engine, after_event_id, since)
+        with tracing.span("recstack.store.events_after"):
+            return marks.events_after(self.engine, after_event_id, since)
 
     def catalogue(self) -> tuple[IdMap, pd.DataFrame]:
         """Every item (surrogate id order) and its ``title, text, attributes, active``."""
@@ -146,9 +152,10 @@ class Store:
         (``row N of the interactions: ...``). Either error stores nothing of the batch.
         Concurrent calls on SQLite share one commit (see ``rows_sqlite``).
         """
-        if isinstance(events, pd.DataFrame):
-            return repository.add_events(self.engine, events, create_items=create_items)
-        return add_event_rows(self.engine, events, create_items=create_items)
+        with tracing.span("recstack.store.add_events"):
+            if isinstance(events, pd.DataFrame):
+                return repository.add_events(self.engine, events, create_items=create_items)
+            return add_event_rows(self.engine, events, create_items=create_items)
 
     def upsert_item(
         self,
@@ -183,7 +190,8 @@ class Store:
 
     def user_history(self, user_id: str, limit: int | None = None) -> pd.DataFrame:
         """The user's events newest first."""
-        return repository.user_history(self.engine, user_id, limit)
+        with tracing.span("recstack.store.user_history"):
+            return repository.user_history(self.engine, user_id, limit)
 
     def delete_user(self, user_id: str) -> int:
         """Erase a user and their events (GDPR); returns events deleted."""
@@ -205,3 +213,26 @@ class Store:
     def revoke_api_key(self, prefix: str) -> bool:
         """Revoke a key by prefix; False if none was active."""
         return keys.revoke_api_key(self.engine, prefix)
+
+    # ---- operations: jobs, locks, audit log, retention -------------------------------------------
+    @property
+    def operations(self) -> Operations:
+        """Job records, cross-process locks, the audit log and retention (``store.operations``)."""
+        from recstack.store.operations import Operations
+
+        return Operations(self.engine)
+
+    # ---- experiments: definitions, exposure log, attributed outcomes ------------------------------
+    @property
+    def experiments(self) -> ExperimentStore:
+        """Experiment definitions and their status changes (``store.experiments``)."""
+        from recstack.store.experiments import ExperimentStore
+
+        return ExperimentStore(self.engine)
+
+    @property
+    def exposures(self) -> ExposureStore:
+        """The exposure log and the outcomes attributed to it (``store.exposures``)."""
+        from recstack.store.exposures import ExposureStore
+
+        return ExposureStore(self.engine)

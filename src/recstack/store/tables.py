@@ -79,3 +79,127 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# ---- operations: background jobs, cross-process locks, the admin audit log (revision 0004) ----
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("request", JSON, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("owner", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Index("ix_jobs_kind_created", "kind", "created_at"),
+)
+
+job_locks = Table(
+    "job_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("job_id", String(32), nullable=True),
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("key_prefix", String(64), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("target", String(512), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Index("ix_audit_log_at", "at"),
+)
+
+# ---- experiments (revision 0002) ----------------------------------------------------------------
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("namespace", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+exposures = Table(
+    "exposures",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("recommendation_id", String(64), nullable=False, unique=True),
+    Column("served_at", Float, nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("surface", String(16), nullable=False),
+    Column("experiment", String(64), nullable=True),
+    Column("arm", String(64), nullable=True),
+    Column("model", String(64), nullable=False),
+    Column("model_version", Integer, nullable=True),
+    Column("items", JSON, nullable=False),
+    Index("ix_exposures_experiment_arm", "experiment", "arm", "user_id"),
+    Index("ix_exposures_user_served", "user_id", "served_at"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("event_id", EVENT_ID, nullable=False, unique=True),
+    Column("recommendation_id", String(64), nullable=False),
+    Column("experiment", String(64), nullable=True),
+    Column("arm", String(64), nullable=True),
+    Column("user_id", String(255), nullable=False),
+    Column("item_id", String(255), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("position", Integer, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_outcomes_experiment_arm", "experiment", "arm", "user_id"),
+    Index("ix_outcomes_recommendation", "recommendation_id"),
+)
+
+# ---- monitoring: drift reports and promotion decisions (revision 0003) ----
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model_name", String(255), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("drifted", Boolean, nullable=False),
+    Column("share", Float, nullable=False),
+    Column("reference_start", BigInteger, nullable=True),
+    Column("reference_end", BigInteger, nullable=True),
+    Column("current_start", BigInteger, nullable=True),
+    Column("current_end", BigInteger, nullable=True),
+    Column("report", JSON, nullable=False),
+    Column("html", Text, nullable=False),
+    Index("ix_drift_reports_created", "created_at"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model_name", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("promoted", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("challenger_version", Integer, nullable=True),
+    Column("drift_report_id", String(32), nullable=True),
+    Column("record", JSON, nullable=False),
+    Index("ix_decisions_created", "created_at"),
+)

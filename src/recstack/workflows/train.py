@@ -14,16 +14,35 @@ from pathlib import Path
 from typing import Any
 
 from recstack.data.dataset import Dataset
-from recstack.evaluation.protocol import check_request, evaluate_models
+from recstack.evaluation.protocol import (
+    check_protocol,
+    check_request,
+    evaluate_models,
+    split_dataset,
+)
 from recstack.models.catalog import create_model
+from recstack.monitoring.windows import data_window
+from recstack.registry.cards import write_model_card
 from recstack.registry.mlflow_registry import ModelRegistry, VersionInfo
 from recstack.settings import Settings
+from recstack.workflows.auto import AUTO, DEFAULT_BUDGET_SECONDS, auto_select
 from recstack.workflows.dataset import load_dataset
 
 
 def holdout_metric_names(metrics: Mapping[str, float], k: int) -> dict[str, float]:
     """Evaluation metrics as MLflow metric keys: ``ndcg`` at k=10 becomes ``ndcg_at_10``."""
     return {f"{key}_at_{k}": float(value) for key, value in metrics.items()}
+
+
+def choose_model(
+    data: Dataset, protocol: str, k: int, budget: float, progress: bool
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``auto``: the family and parameters ``auto_select`` picks on the training part of the
+    evaluation split (75/25, seed 42), with the registry tags that record the choice."""
+    check_protocol(protocol)
+    train, _ = split_dataset(data, protocol, 0.75, 42)
+    choice = auto_select(train, budget_seconds=budget, k=k, progress=progress)
+    return choice.model, choice.params, choice.summary()
 
 
 def train_and_register(
@@ -38,12 +57,15 @@ def train_and_register(
     progress: bool = False,
     name: str | None = None,
     dataset: Dataset | None = None,
+    auto_budget: float = DEFAULT_BUDGET_SECONDS,
 ) -> VersionInfo:
     """Train ``model`` on the store's data and register it as a new version.
 
     Args:
         settings: store, registry and event weights.
-        model: model name; ``params`` its parameters (defaults otherwise).
+        model: model name; ``params`` its parameters (defaults otherwise). ``auto`` picks and
+            tunes a family within ``auto_budget`` seconds (``workflows.auto``) on the training
+            part of the evaluation split, so the recorded holdout metrics stay unseen.
         evaluate: first fit on a holdout split (``protocol``, 75/25, seed 42) and record its
             metrics at ``k`` and charts with the version.
         promote: an alias (e.g. ``champion``) to point at the new version.
@@ -53,13 +75,18 @@ def train_and_register(
     Returns the registered version (with its aliases after promotion).
     """
     params = dict(params or {})
-    check_request({model: params}, protocol, 0.75, k, (k,))
+    auto = model == AUTO
+    if not auto:
+        check_request({model: params}, protocol, 0.75, k, (k,))
     data = dataset if dataset is not None else load_dataset(settings, progress=progress)
+    tags = {"recstack.evaluated": str(evaluate).lower()}
+    if auto:
+        model, params, auto_tags = choose_model(data, protocol, k, auto_budget, progress)
+        tags.update(auto_tags)
     registry = ModelRegistry(settings)
     with tempfile.TemporaryDirectory(prefix="recstack-train-") as tmp:
         metrics: dict[str, float] = {}
         plots: list[Path] = []
-        tags = {"recstack.evaluated": str(evaluate).lower()}
         if evaluate:
             from recstack.evaluation.plots import write_plots
 
@@ -82,10 +109,11 @@ def train_and_register(
             fitted,
             name=name or settings.model_name,
             metrics=metrics,
-            dataset_stats=data.stats(),
+            dataset_stats={**data.stats(), **data_window(data.timestamp)},
             plots=plots,
             tags=tags,
         )
+    write_model_card(registry, version.name, version.version)
     if promote:
         version = registry.promote(version.name, version.version, promote)
     return version

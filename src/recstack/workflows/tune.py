@@ -60,6 +60,7 @@ def tune(
     *,
     params: Mapping[str, Any] | None = None,
     validation_ratio: float = 0.8,
+    timeout: float | None = None,
 ) -> tuple[dict[str, Any], float, Any]:
     """Search ``model``'s parameters maximising ``metric``@k on a validation split.
 
@@ -70,6 +71,7 @@ def tune(
         trials: number of Optuna trials (TPE sampler seeded with ``seed``).
         metric: one of ``TUNABLE_METRICS``.
         params: fixed parameters applied under every trial's sampled ones.
+        timeout: stop starting trials after this many seconds (``trials`` is then a cap).
 
     Returns:
         ``(best_params, best_value, study)``: the parameters to pass to ``create_model`` (fixed
@@ -104,7 +106,7 @@ def tune(
             bar.update(description=f"tuning {model} (best {metric}@{k} {best:.4f})")
             bar.advance(1)
 
-        study.optimize(objective, n_trials=trials, callbacks=[advance])
+        study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[advance])
     best = {**fixed, **space(optuna.trial.FixedTrial(study.best_params))}
     return best, float(study.best_value), study
 

@@ -19,20 +19,27 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 import recstack
+from recstack import tracing
 from recstack.serving.api.auth import document_security, security_schemes_openapi
 from recstack.serving.api.errors import install_error_handlers
 from recstack.serving.api.middleware import RequestContextMiddleware
 from recstack.serving.api.routers import (
     admin,
     events,
+    experiments,
     health,
     items,
+    monitoring,
+    operations,
+    rank,
     recommend,
     search,
     similar,
     users,
 )
 from recstack.serving.runtime import service
+from recstack.serving.runtime.experiments import runtime_of
+from recstack.serving.runtime.logs import configure_logging
 from recstack.serving.runtime.state import AppState
 from recstack.settings import Settings, get_settings
 
@@ -74,9 +81,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(state.start)
+        exp_runtime = runtime_of(state)
+        await run_in_threadpool(exp_runtime.start)
         try:
             yield
         finally:
+            exp_runtime.close()  # queued exposures reach the store before it closes
             state.close()
             state.metrics.worker_exited(os.getpid())
 
@@ -88,7 +98,23 @@ def create_app(
     )
     app.state.recstack = state
     install_error_handlers(app)
-    routers = [m.router for m in (recommend, similar, search, events, items, users, admin, health)]
+    routers = [
+        m.router
+        for m in (
+            recommend,
+            rank,
+            similar,
+            search,
+            events,
+            items,
+            users,
+            admin,
+            experiments,
+            monitoring,
+            operations,
+            health,
+        )
+    ]
     for router in [*routers, health.metrics_router(settings.metrics_public)]:
         document_security(router)
         app.include_router(router)
@@ -96,7 +122,10 @@ def create_app(
     # ahead of FastAPI's copies of the same paths (kept for the OpenAPI schema)
     app.router.routes[:0] = [*recommend.plain_routes(), *events.plain_routes()]
     app.add_middleware(
-        RequestContextMiddleware, metrics=state.metrics, max_bytes=settings.max_request_bytes
+        RequestContextMiddleware,
+        metrics=state.metrics,
+        max_bytes=settings.max_request_bytes,
+        log_json=settings.log_format == "json",
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -124,7 +153,8 @@ def configure_worker() -> None:
     """Logging and BLAS/OpenMP thread limits of one serving worker process."""
     from threadpoolctl import threadpool_limits
 
-    logging.basicConfig(level=os.environ.get("RECSTACK_LOG_LEVEL", "INFO"))
+    configure_logging(get_settings(), os.environ.get("RECSTACK_LOG_LEVEL", "INFO"))
+    tracing.configure()  # only when the OTEL_* environment asks for it
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         threadpool_limits(limits=int(threads))

@@ -1,6 +1,9 @@
-"""API keys and scopes: who may call which route, and how often.
+"""API keys, JWTs and scopes: who may call which route, and how often.
 
-A key travels as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Scopes are ordered
+A key travels as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. With a JWKS
+configured (``jwt_jwks_path`` / ``jwt_jwks_url``) a JWT bearer token (RS256/ES256) is accepted
+too, its role claim mapped to a scope (``recstack.serving.runtime.tokens``); an expired, wrongly
+signed or wrong-audience token is a 401. Scopes are ordered
 ``read < write < admin``: admin keys may do everything, write keys also read. Keys are stored
 hashed by the store; verified keys are remembered in process for ``KEY_CACHE_SECONDS`` (keyed
 by the key's hash), so the hot path does not query the database per request — a revoked key
@@ -31,7 +34,7 @@ from recstack.serving.runtime.ratelimit import scope_limits
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "HTTPBearer": {
         "type": "http",
-        "description": "`Authorization: Bearer <api key>`",
+        "description": "`Authorization: Bearer <api key or JWT>`",
         "scheme": "bearer",
     },
     "APIKeyHeader": {
@@ -76,10 +79,12 @@ def authorize(request: Request, scope: str) -> Principal:
                 "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        found = state.verifier.principal(key)
+        found = state.principal(key)
         if found is None:
             raise ApiError(
-                401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+                401,
+                "invalid or revoked API key, or invalid, expired or unmapped token",
+                headers={"WWW-Authenticate": "Bearer"},
             )
         principal = found
         if not principal.allows(scope):

@@ -18,6 +18,7 @@ from starlette.routing import Match
 
 from recstack.errors import (
     ConfigError,
+    ConflictError,
     DataError,
     InvalidRequestError,
     NotFoundError,
@@ -146,6 +147,8 @@ async def _recstack_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(request, 422, str(exc))
     if isinstance(exc, TooLargeError):
         return error_response(request, 413, str(exc))
+    if isinstance(exc, ConflictError):
+        return error_response(request, 409, str(exc))
     if isinstance(exc, UnavailableError):
         return error_response(request, 503, str(exc))
     log.exception("unhandled recstack error on %s %s", request.method, request.url.path)

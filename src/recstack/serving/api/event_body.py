@@ -44,6 +44,13 @@ def event_tuples(body: Any) -> list[tuple[Any, ...]]:
             enumerate(events)]  # fmt: skip
 
 
+def recommendation_ids(body: Any) -> list[str | None]:
+    """Each event's ``recommendation_id`` (None where absent), in ``event_tuples`` order; call
+    after ``event_tuples`` has validated ``body``."""
+    events = body["events"] if isinstance(body, dict) and set(body) == {"events"} else [body]
+    return [event.get("recommendation_id") for event in events]
+
+
 def _event(event: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     if type(event) is not dict:
         _fail(loc, "Input should be a valid dictionary or object", "model_type")
@@ -101,6 +108,9 @@ def _other(name: str, value: Any, loc: tuple[Any, ...]) -> None:
     elif name == "timestamp":
         if value is not None and (type(value) is bool or not isinstance(value, (*_NUMBER, str))):
             _fail((*loc, name), "Input should be a valid datetime", "datetime_type")
+    elif name == "recommendation_id":
+        if value is not None and (type(value) is not str or not 0 < len(value) <= 64):
+            _fail((*loc, name), "Input should be a string of 1 to 64 characters", "string_type")
     elif name == "context":
         if value is not None and type(value) is not dict:
             _fail((*loc, name), "Input should be a valid dictionary", "dict_type")

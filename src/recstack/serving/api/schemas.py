@@ -97,12 +97,27 @@ class ModelRef(BaseModel):
     registered_name: str | None = Field(None, description="Registered model name.")
 
 
+class ExperimentTag(BaseModel):
+    key: str = Field(description="The experiment serving this list.")
+    arm: str = Field(description="Its arm (`interleaved` when both arms filled the list).")
+
+
+def _recommendation_id() -> Any:
+    return Field(None, description="Id of this served list; send it with events that follow it.")
+
+
+def _experiment_tag() -> Any:
+    return Field(None, description="The experiment and arm, or null outside experiments.")
+
+
 class RecommendationResponse(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     model: ModelRef
     request_id: str
     cold_start: bool = Field(description="True when the trained model does not know this user.")
+    recommendation_id: str | None = _recommendation_id()
+    experiment: ExperimentTag | None = _experiment_tag()
 
 
 class SimilarResponse(BaseModel):
@@ -113,6 +128,8 @@ class SimilarResponse(BaseModel):
         description="What produced the list: the served model, the content model, or popularity."
     )
     request_id: str
+    recommendation_id: str | None = _recommendation_id()
+    experiment: ExperimentTag | None = _experiment_tag()
 
 
 class SearchResponse(BaseModel):
@@ -122,6 +139,8 @@ class SearchResponse(BaseModel):
     model: ModelRef
     personalised: bool
     request_id: str
+    recommendation_id: str | None = _recommendation_id()
+    experiment: ExperimentTag | None = _experiment_tag()
 
 
 class PopularResponse(BaseModel):
@@ -148,6 +167,14 @@ class EventIn(BaseModel):
         None, strict=False, description="Epoch seconds or ISO 8601; default now."
     )
     context: dict[str, Any] | None = None
+    recommendation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = (
+        Field(
+            None,
+            description="The served list this event follows (`recommendation_id` of a "
+            "response); an id never served is refused (422). Without it the event is credited "
+            "to the user's latest list showing the item within the attribution window.",
+        )
+    )
 
 
 class EventBatch(BaseModel):

@@ -54,6 +54,7 @@ from recstack.serving.engine.item_state import (
 )
 from recstack.serving.engine.results import FALLBACK, ModelInfo, Recommendations, ScoredItem
 from recstack.serving.engine.snapshot import ServingSnapshot
+from recstack.serving.engine.vectors import VectorBackend
 
 __all__ = ["Engine", "ModelInfo", "Recommendations", "ScoredItem"]
 
@@ -114,7 +115,7 @@ class Engine(DiscoveryMixin):
         model_info: ModelInfo | None = None,
         content_info: ModelInfo | None = None,
         weighting: EventWeighting | None = None,
-        ann_threshold: int = 20_000,
+        ann_threshold: int | VectorBackend = 20_000,
         history_since: int | None = None,
         slot: str = DEFAULT_SLOT,
     ) -> Engine:
@@ -177,7 +178,11 @@ class Engine(DiscoveryMixin):
         return self._states[self._slot_name(slot)]
 
     def set_slot(
-        self, slot: str, model: Recommender, model_info: ModelInfo, ann_threshold: int = 20_000
+        self,
+        slot: str,
+        model: Recommender,
+        model_info: ModelInfo,
+        ann_threshold: int | VectorBackend = 20_000,
     ) -> None:
         """Serve ``model`` from ``slot`` (added or replaced) over the shared catalogue and
         histories; the other slots keep serving untouched.
@@ -188,7 +193,8 @@ class Engine(DiscoveryMixin):
         with self._write_lock:
             states = dict(self._states)
             primary = states[self.primary]
-            missing = [i for i in model.items.ids.tolist() if primary.catalogue.position(i) < 0]
+            known = model.items.ids.tolist() if model is not None else []  # None: popularity
+            missing = [i for i in known if primary.catalogue.position(i) < 0]
             catalogue = primary.catalogue
             for item_id in missing:
                 catalogue, _, _ = catalogue.with_item(

@@ -23,7 +23,7 @@ from recstack.models.base import FactorRecommender, Recommender
 from recstack.models.protocols import TextSearchable
 from recstack.serving.engine.catalogue import Catalogue, positions_of
 from recstack.serving.engine.positions import ModelPositions
-from recstack.serving.engine.vectors import ItemVectorSearch, LazyCosineSearch
+from recstack.serving.engine.vectors import ItemVectorSearch, LazyCosineSearch, VectorBackend
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def build_item_state(
     catalogue: Catalogue,
     model: Recommender | None,
     content: Any | None,
-    ann: int,
+    ann: int | VectorBackend,
     users: tuple[IdMap, dict[str, int]] | None = None,
 ) -> ItemState:
     """The item state for a catalogue, the served model and an optional content model.

@@ -3,7 +3,8 @@
 Up to ``ann_threshold`` items the scores are one BLAS matrix-vector product over the (memory
 mapped) vectors. Above it a FAISS HNSW index answers, the mask applied inside the graph walk;
 if the approximate answer holds fewer than k eligible items while k exist, the eligible items
-are scored exactly, so a filter never shortens the list. Items added after the index was built
+are scored exactly, so a filter never shortens the list. ``VectorBackend`` names the
+approximate index: FAISS (the default) or a Qdrant collection. Items added after the index was built
 (new catalogue items) sit in a small exact *tail* searched alongside. Searches never mutate
 shared state; ``with_added`` returns a new search object.
 """
@@ -20,6 +21,34 @@ from recstack.index.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNS
 
 
 @dataclass(frozen=True)
+class VectorBackend:
+    """Which approximate index serves catalogues above ``ann_threshold`` items.
+
+    ``kind`` is ``"faiss"`` (an HNSW graph in each process) or ``"qdrant"`` (a collection at
+    ``qdrant_location``: a server URL, a local directory or ``":memory:"``).
+    """
+
+    ann_threshold: int = 20_000
+    kind: str = "faiss"
+    qdrant_location: str = ":memory:"
+
+    @classmethod
+    def of(cls, settings: Any) -> VectorBackend:
+        """The backend a ``Settings`` object names (``ann_threshold_items``, ``vector_backend``,
+        ``qdrant_url``)."""
+        return cls(
+            int(settings.ann_threshold_items),
+            str(settings.vector_backend),
+            settings.qdrant_url or ":memory:",
+        )
+
+
+def as_backend(ann: int | VectorBackend) -> VectorBackend:
+    """A bare threshold means FAISS above it."""
+    return ann if isinstance(ann, VectorBackend) else VectorBackend(int(ann))
+
+
+@dataclass(frozen=True)
 class ItemVectorSearch:
     """Inner-product search over ``vectors`` (rows = item positions) plus an exact tail."""
 
@@ -28,18 +57,21 @@ class ItemVectorSearch:
     tail: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ann_threshold: int) -> ItemVectorSearch:
-        """Exact search up to ``ann_threshold`` items, FAISS HNSW above it."""
+    def build(cls, vectors: np.ndarray, ann_threshold: int | VectorBackend) -> ItemVectorSearch:
+        """Exact search up to the backend's threshold, its approximate index above it."""
+        backend = as_backend(ann_threshold)
         index = None
-        if len(vectors) > ann_threshold:
+        if len(vectors) > backend.ann_threshold:
             from recstack.index import make_index
 
             index = make_index(
                 np.ascontiguousarray(vectors, dtype=np.float32),
-                ann_threshold,
+                backend.ann_threshold,
                 M=HNSW_M,
                 ef_construction=HNSW_EF_CONSTRUCTION,
                 ef_search=HNSW_EF_SEARCH,
+                backend=backend.kind,
+                qdrant_location=backend.qdrant_location,
             )
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
         return cls(vectors, index, np.zeros((0, dim), dtype=np.float32))
@@ -166,7 +198,7 @@ class LazyCosineSearch:
     for similar items, so the engine defers it to the first request that needs it.
     """
 
-    def __init__(self, vectors: np.ndarray, ann_threshold: int) -> None:
+    def __init__(self, vectors: np.ndarray, ann_threshold: int | VectorBackend) -> None:
         self._vectors = vectors
         self._ann_threshold = ann_threshold
         self._search: ItemVectorSearch | None = None

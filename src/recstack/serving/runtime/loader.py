@@ -18,13 +18,16 @@ from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
 from recstack.models.protocols import TextSearchable
 from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.engine.results import FALLBACK
 from recstack.serving.engine.snapshot import ServingSnapshot
+from recstack.serving.engine.vectors import VectorBackend
 from recstack.serving.runtime.image import open_image
 from recstack.settings import Settings
 
 log = logging.getLogger("recstack.serving")
 
 CONTENT_SUFFIX = "-content"
+POPULARITY_REF = "popularity"  # a slot reference that loads no model
 
 
 @dataclass
@@ -78,8 +81,12 @@ def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, int | None]
 
 
 def load_slot_model(settings: Settings, ref: str) -> tuple[Any, ModelInfo]:
-    """The registered model a slot reference names (NotFoundError when there is none)."""
+    """The registered model a slot reference names (NotFoundError when there is none);
+    ``popularity`` is no model at all: the slot serves the live popular items."""
     from recstack.registry import ModelRegistry
+
+    if ref == POPULARITY_REF:
+        return None, FALLBACK
 
     if not registry_configured(settings):
         raise NotFoundError("no model registry yet: train and register a model first")
@@ -144,7 +151,7 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         model_info=model_info,
         content_info=content_info,
         weighting=weighting,
-        ann_threshold=settings.ann_threshold_items,
+        ann_threshold=VectorBackend.of(settings),
         history_since=since,
         slot=settings.serving_alias,
     )

@@ -8,7 +8,10 @@ Series:
 - ``recstack_model_info{name,version,registered_name}`` 1 for the model being served;
 - ``recstack_events_ingested_total{outcome}`` (``inserted`` / ``duplicate``);
 - ``recstack_cache_hits_total`` / ``recstack_cache_misses_total``;
-- ``recstack_engine_reloads_total{outcome}``.
+- ``recstack_engine_reloads_total{outcome}``;
+- ``recstack_exposures_served_total{surface,experiment,arm}``: lists served (and logged);
+- what the store and registry record (jobs, retrain outcomes, drift, stored events, exposures,
+  models by alias): see ``store_metrics``, read at scrape time by one worker.
 
 Several workers (``recstack serve --workers N``): prometheus_client's multiprocess mode is used
 when ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start (the ``serve`` command sets
@@ -31,7 +34,23 @@ from prometheus_client import (
     generate_latest,
 )
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# 0.3: the latency SLO threshold (deploy/prometheus/recstack-rules.yml) must be a bucket bound
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 def multiprocess_dir() -> str | None:
@@ -83,14 +102,31 @@ class Metrics:
         self.reloads = Counter(
             "recstack_engine_reloads", "Engine reloads by outcome.", ["outcome"], registry=reg
         )
+        self.exposures_served = Counter(
+            "recstack_exposures_served",
+            "Served lists by surface, experiment and arm ('' outside experiments).",
+            ["surface", "experiment", "arm"],
+            registry=reg,
+        )
         for outcome in ("inserted", "duplicate"):
             self.events.labels(outcome)
         for outcome in ("succeeded", "failed"):
             self.reloads.labels(outcome)
+        self._collectors: list[Any] = []
         self._served: tuple[str, str, str] | None = None
         # (method, route, status) -> its latency histogram and response counter children:
         # resolving labels costs more per request than the observation itself
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def add_collector(self, collector: Any) -> None:
+        """Also expose ``collector``'s series (read at scrape time, never summed over workers)."""
+        self._collectors.append(collector)
+        if not self.multiprocess:
+            self.registry.register(collector)
+
+    def exposure(self, surface: str, experiment: str | None, arm: str | None) -> None:
+        """Count one served list (per experiment arm)."""
+        self.exposures_served.labels(surface, experiment or "", arm or "").inc()
 
     def set_model(self, name: str, version: int | None, registered_name: str | None) -> None:
         """Mark the served model (and unmark the previous one)."""
@@ -120,6 +156,8 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            for collector in self._collectors:
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

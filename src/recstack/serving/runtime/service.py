@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from recstack import tracing
 from recstack.data.event_ids import new_event_id
 from recstack.data.validation import event_columns
 from recstack.errors import InvalidRequestError, NotFoundError, TooLargeError, UnavailableError
@@ -70,15 +71,16 @@ def recommendations(
         return {**cached, "request_id": request_id}
     state.metrics.cache_misses.inc()
     sync_user(state, live, user_id, generation)
-    result = engine.recommend(
-        user_id,
-        req.k,
-        exclude_seen=req.exclude_seen,
-        exclude=req.exclude,
-        filter=req.filter,
-        explain=req.explain,
-        slot=req.slot,
-    )
+    with tracing.span("recstack.retrieval"):
+        result = engine.recommend(
+            user_id,
+            req.k,
+            exclude_seen=req.exclude_seen,
+            exclude=req.exclude,
+            filter=req.filter,
+            explain=req.explain,
+            slot=req.slot,
+        )
     body = {
         "user_id": user_id,
         "items": [_item_body(item) for item in result.items],
@@ -361,6 +363,10 @@ def apply_broadcast(state: AppState, message: dict[str, Any]) -> None:
         _in_background(state.load_slot, str(message["slot"]), message.get("ref"))
     elif kind == "unslot":
         _in_background(state.unload_slot, str(message["slot"]))
+    elif kind == "experiments":
+        from recstack.serving.runtime.experiments import runtime_of
+
+        _in_background(runtime_of(state).refresh)
 
 
 def _in_background(work: Any, *args: Any) -> None:

@@ -21,13 +21,16 @@ from typing import Any
 
 from recstack.errors import ConfigError, NotFoundError, UnavailableError
 from recstack.serving.engine import Engine, ModelInfo
+from recstack.serving.engine.vectors import VectorBackend
 from recstack.serving.runtime.broadcast import Broadcast, FileBroadcast, make_broadcast
 from recstack.serving.runtime.cache import ResponseCache, make_cache
 from recstack.serving.runtime.jobs import JobManager
-from recstack.serving.runtime.keys import KeyVerifier
+from recstack.serving.runtime.keys import KeyVerifier, Principal
 from recstack.serving.runtime.loader import load_engine, load_slot_model, slot_specs
 from recstack.serving.runtime.metrics import Metrics
 from recstack.serving.runtime.ratelimit import RateLimiter, make_rate_limiter
+from recstack.serving.runtime.store_metrics import StoreCollector
+from recstack.serving.runtime.tokens import JwtVerifier, looks_like_jwt
 from recstack.settings import Settings
 
 log = logging.getLogger("recstack.serving")
@@ -79,7 +82,9 @@ class AppState:
             settings.redis_url, settings.rate_limit_per_minute, key_prefix
         )
         self.verifier = KeyVerifier(self._verify_key)
-        self.jobs = JobManager()
+        self.jwt: JwtVerifier | None = JwtVerifier.from_settings(settings)
+        self.jobs = JobManager(store_of=lambda: self.store)
+        self.metrics.add_collector(StoreCollector(lambda: self.store, settings))
         self.broadcast: Broadcast | FileBroadcast | None = None
         self.startup_error: str | None = None
         self._owns_store = False
@@ -185,7 +190,7 @@ class AppState:
         except NotFoundError as exc:
             notes.append(f"slot {name!r} not loaded: {exc}")
             return
-        engine.set_slot(name, model, info, self.settings.ann_threshold_items)
+        engine.set_slot(name, model, info, VectorBackend.of(self.settings))
 
     def load_slot(self, name: str, ref: str | None = None) -> ModelInfo:
         """Serve the model ``ref`` names (default: the alias ``name``) from slot ``name``.
@@ -200,7 +205,7 @@ class AppState:
         with self._reload_lock:
             try:
                 model, info = load_slot_model(self.settings, ref)
-                self.engine.set_slot(name, model, info, self.settings.ann_threshold_items)
+                self.engine.set_slot(name, model, info, VectorBackend.of(self.settings))
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise
@@ -266,6 +271,14 @@ class AppState:
         except Exception:  # noqa: BLE001 - start serving; generations resync when it is back
             log.warning("cache unreachable: starting without its change clock", exc_info=True)
             return 0
+
+    def principal(self, credential: str) -> Principal | None:
+        """The caller a presented API key or (when a JWKS is configured) JWT names, or None.
+
+        The one check the API and the dashboard both use."""
+        if self.jwt is not None and looks_like_jwt(credential):
+            return self.jwt.principal(credential)
+        return self.verifier.principal(credential)
 
     def _verify_key(self, key: str) -> dict[str, Any] | None:
         if self.store is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +20,7 @@ from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
 
 APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
+SCHEDULER_MODULE = "recstack.serving.runtime.scheduler_process"
 SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SHARED_FILES_NOTE = (
     "note: several workers without RECSTACK_REDIS_URL: changes reach every worker through "
@@ -25,7 +28,9 @@ SHARED_FILES_NOTE = (
 )
 
 
-def command(host: str, port: int, workers: int, log_level: str) -> list[str]:
+def command(
+    host: str, port: int, workers: int, log_level: str, *, with_scheduler: bool = False
+) -> list[str]:
     """The ``argv`` that runs the supervisor with these options."""
     return [
         sys.executable,
@@ -35,26 +40,52 @@ def command(host: str, port: int, workers: int, log_level: str) -> list[str]:
         f"--port={port}",
         f"--workers={workers}",
         f"--log-level={log_level}",
+        *(["--with-scheduler"] if with_scheduler else []),
     ]
 
 
-def run(host: str, port: int, workers: int, log_level: str) -> None:
-    """Start ``workers`` uvicorn workers building the app from the environment; clean up the
-    shared files when they stop."""
+def start_scheduler() -> subprocess.Popen:
+    """The scheduler process (``scheduler_process``), with this process's environment: the
+    workers' shared directory is in it, so the scheduler can tell them to reload."""
+    env = {**os.environ}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # its jobs are read from the store, not counters
+    return subprocess.Popen([sys.executable, "-m", SCHEDULER_MODULE], env=env)
+
+
+def stop_scheduler(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run(
+    host: str, port: int, workers: int, log_level: str, *, with_scheduler: bool = False
+) -> None:
+    """Start ``workers`` uvicorn workers building the app from the environment (and the
+    scheduler beside them); clean up the shared files when they stop."""
     import uvicorn
 
     for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
         os.environ.setdefault(name, "1")
     shared = None
-    if workers > 1:
+    # the scheduler tells even a single worker to reload through the shared files
+    if workers > 1 or with_scheduler:
         shared = tempfile.mkdtemp(prefix="recstack-workers-")
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        if workers > 1:
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
         if not os.environ.get("RECSTACK_REDIS_URL"):
             # events, purges, item upserts and reloads reach every worker through these files
             SharedGenerations.create(Path(shared) / GENERATIONS_FILE)
             FileBroadcast.create(shared)
             os.environ["RECSTACK_WORKER_STATE_DIR"] = shared
-            print(SHARED_FILES_NOTE, file=sys.stderr, flush=True)
+            if workers > 1:
+                print(SHARED_FILES_NOTE, file=sys.stderr, flush=True)
+    scheduler = start_scheduler() if with_scheduler else None
     try:
         uvicorn.run(
             APP,
@@ -67,6 +98,7 @@ def run(host: str, port: int, workers: int, log_level: str) -> None:
             access_log=log_level.lower() in ("trace", "debug", "info"),
         )
     finally:
+        stop_scheduler(scheduler)
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
 
@@ -77,8 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--with-scheduler", action="store_true")
     args = parser.parse_args(argv)
-    run(args.host, args.port, args.workers, args.log_level)
+    run(args.host, args.port, args.workers, args.log_level, with_scheduler=args.with_scheduler)
 
 
 if __name__ == "__main__":

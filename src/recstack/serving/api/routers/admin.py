@@ -21,6 +21,7 @@ from recstack.serving.api.schemas import (
     error_responses,
 )
 from recstack.serving.runtime.loader import registry_configured
+from recstack.workflows.auto import AUTO
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 SlotName = Annotated[
@@ -37,10 +38,14 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
 
     Returns at once with the job; poll `GET /v1/admin/jobs/{id}`, then `POST /v1/admin/reload`
     to serve a version promoted to the serving alias."""
-    if body.model not in MODELS:
-        raise ApiError(422, f"unknown model {body.model!r}; known: {', '.join(MODELS)}")
+    if body.model != AUTO and body.model not in MODELS:
+        known = ", ".join([AUTO, *MODELS])
+        raise ApiError(422, f"unknown model {body.model!r}; known: {known}")
+    if body.model == AUTO and body.params:
+        raise ApiError(422, "model 'auto' chooses its own params; send none")
     try:
-        create_model(body.model, **(body.params or {}))  # reject bad params now, not in the job
+        if body.model != AUTO:  # reject bad params now, not in the job
+            create_model(body.model, **(body.params or {}))
     except (ValueError, TypeError) as exc:
         raise ApiError(422, f"invalid params for {body.model!r}: {exc}") from None
     state = request.app.state.recstack
@@ -71,7 +76,7 @@ def job_status(
 ) -> dict:
     job = request.app.state.recstack.jobs.get(job_id)
     if job is None:
-        raise NotFoundError(f"unknown job {job_id!r} (jobs live in the worker that accepted them)")
+        raise NotFoundError(f"unknown job {job_id!r}")
     return job.as_dict()
 
 

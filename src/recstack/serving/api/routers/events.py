@@ -17,9 +17,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from recstack.serving.api.auth import WriteScope, authorize
-from recstack.serving.api.event_body import event_tuples
+from recstack.serving.api.event_body import event_tuples, recommendation_ids
 from recstack.serving.api.schemas import EventBatch, EventIn, EventsResponse, error_responses
-from recstack.serving.runtime.service import post_events
+from recstack.serving.runtime.outcomes import post_attributed_events
 
 router = APIRouter(prefix="/v1", tags=["events"])
 PATH = "/events"
@@ -38,7 +38,8 @@ async def record_events(
 ) -> Response:
     """Store events (idempotent by `event_id`) before answering, and apply them at once: the
     user's next recommendations exclude the new items and reflect the new history. An event
-    for an item the catalogue lacks is refused (422) and nothing of the batch is stored."""
+    for an item the catalogue lacks, or naming a `recommendation_id` never served, is refused
+    (422) and nothing of the batch is stored."""
     return await serve_events(request)
 
 
@@ -53,7 +54,9 @@ async def serve_events(request: Request) -> Response:
         error = {"loc": ("body",), "msg": "JSON decode error", "type": "json_invalid"}
         raise RequestValidationError([{**error, "ctx": {"error": str(exc)}}]) from None
     events = event_tuples(body)
-    result = await run_in_threadpool(post_events, request.app.state.recstack, events)
+    refs = recommendation_ids(body)
+    state = request.app.state.recstack
+    result = await run_in_threadpool(post_attributed_events, state, events, refs)
     return Response(orjson.dumps(result), media_type="application/json")
 
 

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from recstack.serving.api.auth import SECURITY_REQUIREMENT, ReadScope, authorize
 from recstack.serving.api.errors import ApiError, request_id_of
+from recstack.serving.api.middleware import note_served_by
 from recstack.serving.api.params import (
     body_schema,
     filter_from_query,
@@ -37,7 +38,7 @@ from recstack.serving.api.schemas import (
     scored_items,
 )
 from recstack.serving.engine.request import RecommendationRequest
-from recstack.serving.runtime.service import recommendations
+from recstack.serving.runtime.arms import recommend_for
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
@@ -174,8 +175,11 @@ async def _serve(request: Request, user_id: str, req: RecommendationRequest) -> 
     a slow call never stalls the other requests of this worker."""
     state, request_id = request.app.state.recstack, request_id_of(request)
     if req.explain or state.settings.redis_url:
-        return await run_in_threadpool(recommendations, state, user_id, req, request_id)
-    return recommendations(state, user_id, req, request_id)
+        body = await run_in_threadpool(recommend_for, state, user_id, req, request_id)
+    else:
+        body = recommend_for(state, user_id, req, request_id)
+    note_served_by(request, body)
+    return body
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from recstack.serving.api.auth import ReadScope
 from recstack.serving.api.errors import request_id_of
 from recstack.serving.api.schemas import MAX_K, SearchResponse, error_responses, scored_items
+from recstack.serving.runtime.arms import record, route
 from recstack.serving.runtime.service import fresh_user
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -30,14 +31,16 @@ def search(
     ] = None,
     _principal: object = ReadScope,
 ) -> dict:
-    """Items whose text is closest to `q` (content model); 503 when no content model is loaded."""
+    """Items whose text is closest to `q` (content model); 503 when no content model is loaded.
+    A user in an experiment is re-ranked by their arm's model."""
     state = request.app.state.recstack
     if user_id is not None:
         fresh_user(state, user_id)
     engine = state.engine
-    items, personalised = engine.search(q, k, user_id)
+    assignment, slot = route(state, user_id, None)
+    items, personalised = engine.search(q, k, user_id, slot=slot)
     content = engine.content_info or engine.model_info
-    return {
+    body = {
         "query": q,
         "user_id": user_id,
         "items": scored_items(items),
@@ -45,3 +48,4 @@ def search(
         "personalised": personalised,
         "request_id": request_id_of(request),
     }
+    return record(state, body, "search", user_id, assignment)

@@ -1,0 +1,144 @@
+"""``--model auto``: pick and tune a model family for the data within a time budget.
+
+A new user should not need a tuning guide. ``auto_select`` scores every candidate family with
+its data-scaled defaults, then spends what is left of the budget on Optuna trials per family
+(the defaults stay in the race), and returns the best by NDCG@10 on a validation split of the
+data it is given. ``train_and_register`` calls it on the *training part* of its evaluation
+split, so the holdout metrics recorded with the chosen version were never seen while choosing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from recstack.data.dataset import Dataset
+from recstack.data.splits import stratified_split
+from recstack.errors import ConfigError
+from recstack.evaluation.protocol import holdout_metrics
+from recstack.models.catalog import create_model
+from recstack.models.ease import EASEConfig
+from recstack.progress import ProgressTask
+from recstack.workflows.tune import tune
+
+AUTO = "auto"
+FAMILIES: tuple[str, ...] = ("ease", "als", "itemknn")
+DEFAULT_BUDGET_SECONDS = 120.0
+VALIDATION_RATIO = 0.8  # the split tune() carves too, so defaults and trials share one judge
+
+
+@dataclass
+class Candidate:
+    """One scored configuration: a family, its parameters and its validation score."""
+
+    model: str
+    params: dict[str, Any]
+    score: float
+    tuned: bool
+
+
+@dataclass
+class AutoChoice:
+    """What ``auto_select`` chose and everything it tried, best first."""
+
+    model: str
+    params: dict[str, Any]
+    score: float
+    metric: str
+    seconds: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def summary(self) -> dict[str, str]:
+        """Flat tags for the registry: the choice and each family's best score."""
+        best: dict[str, float] = {}
+        for c in self.candidates:
+            best[c.model] = max(best.get(c.model, float("-inf")), c.score)
+        tags = {f"recstack.auto.{m}_{self.metric}": f"{v:.4f}" for m, v in best.items()}
+        tags.update(
+            {
+                "recstack.auto.choice": self.model,
+                "recstack.auto.seconds": f"{self.seconds:.1f}",
+                "recstack.auto.trials": str(len(self.candidates)),
+            }
+        )
+        return tags
+
+
+def candidate_families(dataset: Dataset, families: tuple[str, ...] = FAMILIES) -> list[str]:
+    """The families that can model ``dataset`` (EASE needs the catalogue to fit in memory)."""
+    out = [f for f in families if f != "ease" or dataset.n_items <= EASEConfig().max_items]
+    if not out:
+        raise ConfigError(f"no model family in {families} can model {dataset.n_items:,} items")
+    return out
+
+
+def auto_select(
+    dataset: Dataset,
+    *,
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    families: tuple[str, ...] = FAMILIES,
+    seed: int = 42,
+    k: int = 10,
+    metric: str = "ndcg",
+    progress: bool = False,
+) -> AutoChoice:
+    """The best family and parameters for ``dataset`` by ``metric``@k on a validation split.
+
+    Args:
+        dataset: training data only (a per-user 80/20 split of it is carved here).
+        budget_seconds: wall-clock budget for the whole search; defaults are always scored,
+            tuning stops when the budget is spent (a trial running then finishes).
+        families: model families to consider.
+    """
+    if budget_seconds <= 0:
+        raise ConfigError(f"budget_seconds must be positive, got {budget_seconds}")
+    start = time.perf_counter()
+    names = candidate_families(dataset, families)
+    train, valid = stratified_split(dataset, ratio=VALIDATION_RATIO, seed=seed)
+    candidates: list[Candidate] = []
+    with ProgressTask("auto: scoring defaults", total=len(names), enabled=progress) as bar:
+        for name in names:
+            fitted = create_model(name).fit(train)
+            score = holdout_metrics(fitted, train, valid, k=k)[metric]
+            candidates.append(Candidate(name, fitted.get_params(), score, tuned=False))
+            bar.advance(1)
+    for i, name in enumerate(names):
+        left = budget_seconds - (time.perf_counter() - start)
+        share = left / (len(names) - i)
+        if share < 1.0:
+            break
+        params, score = _tune_for(dataset, name, share, seed, metric, k, progress)
+        if params is not None:
+            candidates.append(Candidate(name, params, score, tuned=True))
+    candidates.sort(key=lambda c: c.score, reverse=True)
+    best = candidates[0]
+    return AutoChoice(
+        model=best.model,
+        params=best.params,
+        score=best.score,
+        metric=metric,
+        seconds=time.perf_counter() - start,
+        candidates=candidates,
+    )
+
+
+def _tune_for(
+    dataset: Dataset, name: str, seconds: float, seed: int, metric: str, k: int, progress: bool
+) -> tuple[dict[str, Any] | None, float]:
+    """Optuna on ``name`` for about ``seconds``; (None, -inf) when no trial finished."""
+    try:
+        best, value, _ = tune(
+            dataset,
+            name,
+            trials=1000,
+            seed=seed,
+            metric=metric,
+            k=k,
+            progress=progress,
+            timeout=seconds,
+            validation_ratio=VALIDATION_RATIO,
+        )
+    except ValueError:  # optuna: no trial completed within the time
+        return None, float("-inf")
+    return best, value

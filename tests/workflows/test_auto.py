@@ -1,0 +1,56 @@
+"""``--model auto``: every family's defaults scored, the best kept, the choice recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from recstack.errors import ConfigError
+from recstack.evaluation.protocol import holdout_metrics
+from recstack.models.catalog import create_model
+from recstack.registry import ModelRegistry
+from recstack.settings import Settings
+from recstack.testing.data import planted_dataset
+from recstack.workflows.auto import FAMILIES, auto_select, candidate_families
+from recstack.workflows.train import train_and_register
+
+
+def test_auto_select_scores_defaults_and_keeps_the_best() -> None:
+    data = planted_dataset(n_users=150, n_items=60, per_user=12, seed=4)
+    choice = auto_select(data, budget_seconds=4.0, seed=1)
+    defaults = [c for c in choice.candidates if not c.tuned]
+    assert sorted(c.model for c in defaults) == sorted(FAMILIES)
+    assert choice.score == max(c.score for c in choice.candidates)
+    assert (choice.model, choice.params) == (
+        choice.candidates[0].model,
+        choice.candidates[0].params,
+    )
+    # the reported score is what the chosen params give on the same validation split
+    from recstack.data.splits import stratified_split
+
+    train, valid = stratified_split(data, ratio=0.8, seed=1)
+    again = holdout_metrics(create_model(choice.model, **choice.params).fit(train), train, valid)
+    assert again["ndcg"] == pytest.approx(choice.score, rel=1e-6)
+    tags = choice.summary()
+    assert tags["recstack.auto.choice"] == choice.model
+    assert set(tags) >= {f"recstack.auto.{m}_ndcg" for m in FAMILIES}
+
+
+def test_auto_refuses_a_budget_that_is_not_positive() -> None:
+    with pytest.raises(ConfigError, match="budget_seconds must be positive"):
+        auto_select(planted_dataset(n_users=20, n_items=10, per_user=3), budget_seconds=0)
+
+
+def test_candidate_families_keep_what_fits_and_refuse_none() -> None:
+    data = planted_dataset(n_users=20, n_items=10, per_user=3)
+    assert candidate_families(data) == list(FAMILIES)
+    with pytest.raises(ConfigError, match="no model family"):
+        candidate_families(data, families=())
+
+
+def test_train_auto_registers_the_chosen_family(settings: Settings) -> None:
+    version = train_and_register(settings, "auto", auto_budget=3.0, promote="champion")
+    assert version.model in FAMILIES
+    assert version.aliases == ["champion"]
+    run = ModelRegistry(settings).client.get_run(version.run_id)
+    assert run.data.tags["recstack.auto.choice"] == version.model
+    assert 0.0 < version.metrics["ndcg_at_10"] <= 1.0
