@@ -214,3 +214,44 @@ def test_one_retrain_at_a_time_and_bad_input_changes_nothing(home) -> None:
     assert len(registry.list_versions(settings.model_name)) == before + 1
     assert len(list_decisions(settings, store=store)) == 1
     assert locks.lock_holder(store.engine, "retrain") is None  # released
+
+
+def test_a_passing_challenger_can_start_an_ab_test_instead_of_taking_the_alias(home) -> None:
+    settings, store = home
+    add_drifted(store)
+    decision = run_retrain(settings, store=store, config={**GATE, "on_pass": "experiment"})
+    assert not decision.promoted and decision.aliases == {}
+    assert decision.experiment == "retrain-recstack-v2"
+    assert "A/B experiment 'retrain-recstack-v2' started instead" in decision.reason
+    assert ModelRegistry(settings).resolve(settings.model_name, "champion").version == 1
+    experiment = store.experiments.get("retrain-recstack-v2")
+    assert experiment["status"] == "running"
+    assert [(a["name"], a["model"]) for a in experiment["arms"]] == [
+        ("champion", settings.serving_alias),
+        ("challenger", "recstack:2"),
+    ]
+    assert list_decisions(settings, store=store)[0]["experiment"] == "retrain-recstack-v2"
+
+
+def test_an_auto_challenger_may_change_family(home) -> None:
+    settings, store = home
+    add_drifted(store)
+    config = {**GATE, "challenger": "auto", "auto_budget_seconds": 2.0}
+    decision = run_retrain(settings, store=store, config=config)
+    assert decision.challenger["model"] in {"ease", "als", "itemknn"}
+    assert decision.challenger["version"] == 2
+
+
+def test_a_retrain_that_breaks_leaves_a_failure_record(home) -> None:
+    settings, store = home
+    add_drifted(store)
+
+    def broken(family, params, dataset):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_retrain(settings, store=store, fit=broken, config=GATE)
+    record = list_decisions(settings, store=store)[0]
+    assert not record["promoted"] and record["reason"] == "failed: RuntimeError: out of memory"
+    assert ModelRegistry(settings).resolve(settings.model_name, "champion").version == 1
+    assert locks.lock_holder(store.engine, "retrain") is None  # the lock is released

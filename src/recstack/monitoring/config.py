@@ -77,6 +77,22 @@ class GateConfig(BaseModel):
         description="Latest share of the events after the champion's window held out to judge.",
     )
     min_holdout_users: int = Field(5, ge=1, description="Fewer users to judge on: an error.")
+    challenger: Literal["same", "auto"] = Field(
+        "same",
+        description="same: the champion's family and parameters; auto: the family and "
+        "parameters workflows.auto picks on the holdout's training part.",
+    )
+    auto_budget_seconds: float = Field(
+        60.0, gt=0.0, le=3600.0, description="Time the auto challenger may spend choosing."
+    )
+    on_pass: Literal["promote", "experiment"] = Field(
+        "promote",
+        description="promote: move the aliases; experiment: start an A/B test of champion "
+        "against the challenger instead, and let its results decide.",
+    )
+    experiment_traffic: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of users in that A/B test (half per arm)."
+    )
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -77,6 +77,28 @@ def start_experiment(store: Any, key: str) -> dict[str, Any]:
     return store.experiments.change(key, ("draft",), update)
 
 
+def start_challenger_test(
+    store: Any, settings: Settings, version: int, traffic: float
+) -> dict[str, Any]:
+    """Create and start an A/B test of the champion against registered ``version``, half each.
+
+    What a retrain does instead of promoting when its gate says ``on_pass=experiment``: the
+    challenger earns the alias through the experiment's results, not the offline holdout.
+    """
+    name = settings.model_name
+    definition = {
+        "key": f"retrain-{name}-v{version}",
+        "description": f"retrained {name} v{version} against the champion",
+        "traffic": traffic,
+        "arms": [
+            {"name": "champion", "model": settings.serving_alias, "weight": 0.5},
+            {"name": "challenger", "model": f"{name}:{version}", "weight": 0.5},
+        ],
+    }
+    created = create_experiment(store, settings, definition)
+    return start_experiment(store, created["key"])
+
+
 def stop_experiment(store: Any, key: str) -> dict[str, Any]:
     """Stop a draft or running experiment: its users go back to the default slot."""
 

@@ -16,11 +16,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from recstack.data.dataset import Dataset
-from recstack.errors import ConflictError, DataError
+from recstack.errors import ConflictError, DataError, RecstackError
 from recstack.models.base import Recommender
 from recstack.models.catalog import create_model
 from recstack.monitoring.config import GateConfig, parse_config
@@ -33,7 +33,9 @@ from recstack.settings import Settings
 from recstack.store import jobs as locks
 from recstack.store import monitoring as queries
 from recstack.workflows.announce import announce_reload
+from recstack.workflows.auto import auto_select
 from recstack.workflows.dataset import MIN_INTERACTIONS
+from recstack.workflows.experiments import start_challenger_test
 from recstack.workflows.holdout import score_model, temporal_holdout
 from recstack.workflows.monitor import champion_of, open_store
 
@@ -73,6 +75,7 @@ class RetrainDecision:
     aliases: dict[str, int] = field(default_factory=dict)
     notified: str = ""
     seconds: float = 0.0
+    experiment: str | None = None  # the A/B test started instead of promoting
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +92,22 @@ def _version_dict(info: VersionInfo, metrics: Mapping[str, float] | None = None)
         "params": dict(info.params),
         "metrics": dict(metrics or {}),
     }
+
+
+def failed(name: str, trigger: str, drift_report_id: str | None, exc: Exception) -> dict:
+    """The decision record of a retrain that broke: nothing promoted, the error as reason."""
+    return RetrainDecision(
+        id=uuid.uuid4().hex,
+        created_at=queries.utc_now(),
+        action="retrain",
+        model_name=name,
+        promoted=False,
+        reason=f"failed: {type(exc).__name__}: {exc}"[:1000],
+        champion={},
+        challenger=None,
+        trigger=trigger,
+        drift_report_id=drift_report_id,
+    ).to_dict()
 
 
 def run_retrain(
@@ -135,9 +154,15 @@ def run_retrain(
                 " UTC); wait for it to finish"
             )
         try:
-            decision = _retrain(
-                settings, st, registry, cfg, fit, name, reason, drift_report_id, bool(progress)
-            )
+            try:
+                decision = _retrain(
+                    settings, st, registry, cfg, fit, name, reason, drift_report_id, bool(progress)
+                )
+            except RecstackError:
+                raise  # refused before anything ran (no champion, too few events, bad config)
+            except Exception as exc:
+                queries.save_decision(st.engine, failed(name, reason, drift_report_id, exc))
+                raise
             if decision.promoted:
                 decision.notified = (notify or (lambda: announce_reload(settings)))()
             decision.seconds = round(time.perf_counter() - started, 3)
@@ -174,6 +199,9 @@ def _retrain(
         bar.update(description="fitting the challenger")
         bar.advance(1)
         family, params = champion.model, champion_model.get_params()
+        if cfg.challenger == "auto":
+            choice = auto_select(holdout.train, budget_seconds=cfg.auto_budget_seconds, k=cfg.k)
+            family, params = choice.model, choice.params
         candidate = fit(family, params, holdout.train)
         bar.update(description="scoring champion and challenger")
         bar.advance(1)
@@ -203,7 +231,18 @@ def _retrain(
         bar.update(description="recording the decision")
         bar.advance(1)
         aliases: dict[str, int] = {}
-        if verdict.promoted:
+        experiment = None
+        if verdict.promoted and cfg.on_pass == "experiment":
+            started = start_challenger_test(
+                store, settings, version.version, cfg.experiment_traffic
+            )
+            experiment = started["key"]
+            verdict = replace(
+                verdict,
+                promoted=False,
+                reason=f"{verdict.reason}; A/B experiment {experiment!r} started instead",
+            )
+        elif verdict.promoted:
             registry.promote(name, version.version, "champion")
             registry.promote(name, champion.version, "previous")
             aliases = {"champion": version.version, "previous": champion.version}
@@ -227,6 +266,7 @@ def _retrain(
             holdout={**holdout.describe(), "split": split},
             checks=[c.to_dict() for c in verdict.checks],
             aliases=aliases,
+            experiment=experiment,
         )
         summary = {
             "id": decision.id,

@@ -85,6 +85,7 @@ class DecisionOut(BaseModel):
     aliases: dict[str, int] = Field(default_factory=dict)
     notified: str = ""
     seconds: float = 0.0
+    experiment: str | None = None
 
 
 class DecisionsOut(BaseModel):
