@@ -28,27 +28,20 @@ from recstack.data.loaders.mapping import ColumnMapping
 from recstack.data.loaders.movielens import RATING_COLUMNS, Layout, _read_fixed
 from recstack.data.loaders.readers import RawTable, _nullable_types, read_raw
 from recstack.data.loaders.validate import build_interactions
+from recstack.data.loaders.writer import INTERACTION_SCHEMA
 from recstack.errors import RecstackError
 
 FILE_COLUMN = "_file"
 BLOCK_COLUMN = "_block"
+# where a row came from, then the canonical interaction columns (the id is derived later)
 VALIDATED_SCHEMA = pa.schema(
     [
         ("file_index", pa.int32()),
         ("line", pa.int64()),
         ("error", pa.string()),
         ("given_event_id", pa.string()),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("event_type", pa.string()),
-        ("value", pa.float64()),
-        ("timestamp", pa.int64()),
-        ("context", pa.string()),
+        *(f for f in INTERACTION_SCHEMA if f.name != "event_id"),
     ]
-)
-VALIDATED_DDL = (
-    "file_index int, line bigint, error string, given_event_id string, user_id string, "
-    "item_id string, event_type string, value double, timestamp bigint, context string"
 )
 
 

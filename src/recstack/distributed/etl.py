@@ -25,7 +25,7 @@ from recstack.data.schema import INTERACTION_COLUMNS
 from recstack.distributed.chunks import (
     BLOCK_COLUMN,
     FILE_COLUMN,
-    VALIDATED_DDL,
+    VALIDATED_SCHEMA,
     InputPlan,
     validate_partition,
 )
@@ -173,7 +173,9 @@ def validated(spark: Any, plan: InputPlan) -> Any:
     raw = read_raw_splits(spark, plan)
     first_lines = split_first_lines(raw)
     body = partial(validate_partition, plan=plan, first_lines=first_lines)
-    return raw.mapInArrow(body, VALIDATED_DDL)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return raw.mapInArrow(body, from_arrow_schema(VALIDATED_SCHEMA))
 
 
 def with_event_ids(good: Any, prefix: str | None) -> Any:
