@@ -25,3 +25,19 @@ class TestTwoStageDiverseContract(RecommenderContract):
         )
     )
     min_cluster_precision = 0.4
+
+
+class TestTwoStageStandardisedContract(RecommenderContract):
+    """Standardised retriever scores and early stopping keep the contract (features saved and
+    reloaded in the same column order)."""
+
+    model_factory = staticmethod(
+        lambda: TwoStageRecommender(
+            retrievers="ease,popularity",
+            candidates=30,
+            rounds=60,
+            folds=2,
+            standardised_scores=True,
+            early_stopping=5,
+        )
+    )

@@ -50,7 +50,7 @@ def test_feature_rows_match_names_and_react_to_history(fitted, data):
     idx, features = fitted.rank_features(h, np.array([0]), items)
     assert idx.tolist() == items.tolist()
     assert features.shape == (10, len(fitted.feature_names))
-    assert fitted.feature_names == feature_names(["ease", "itemknn"], 1, [])
+    assert fitted.feature_names == feature_names(["ease", "itemknn"], 1, [], standardised=True)
     longer = h.copy().tolil()
     unseen = [i for i in range(train.n_items) if h[0, i] == 0][:3]
     for i in unseen:
@@ -91,3 +91,89 @@ def test_bad_retrievers_and_params_are_config_errors():
         TwoStageRecommender(retrievers="two_stage")
     with pytest.raises(ConfigError, match="retriever_params"):
         TwoStageRecommender(retriever_params="[1, 2]")
+
+
+def test_standardised_scores_cover_candidates_a_retriever_did_not_propose(data):
+    train, _ = data
+    model = TwoStageRecommender(
+        retrievers="ease,itemknn", candidates=5, rounds=10, folds=1, standardised_scores=True
+    ).fit(train)
+    users = np.arange(20)
+    h = train.matrix[users]
+    cands = model.candidates(h, users)
+    assert cands.z is not None and cands.z.shape == cands.present.shape
+    absent = ~cands.present[:, 1]
+    assert absent.any()  # ease proposed items itemknn did not
+    raw = np.array(model.retrievers[1].score(h, users), dtype=np.float64)
+    for r in range(h.shape[0]):
+        raw[r, h[r].indices] = np.nan
+    mean, std = np.nanmean(raw, axis=1), np.nanstd(raw, axis=1)
+    expected = (raw[cands.rows, cands.items] - mean[cands.rows]) / std[cands.rows]
+    np.testing.assert_allclose(cands.z[:, 1], expected, rtol=1e-4, atol=1e-4)
+    names = model.feature_names
+    assert names[names.index("n_retrievers") + 1 : names.index("n_retrievers") + 3] == [
+        "ease_z",
+        "itemknn_z",
+    ]
+    # the features of exactly requested items carry the same standardised scores
+    row = int(cands.rows[absent][0])
+    item = int(cands.items[absent][0])
+    idx, features = model.rank_features(h[row], users[row : row + 1], [item])
+    assert idx.tolist() == [item]
+    want = cands.z[(cands.rows == row) & (cands.items == item)][0]
+    np.testing.assert_allclose(features[0, names.index("ease_z")], want[0], rtol=1e-5)
+
+
+def test_early_stopping_picks_fewer_rounds_on_validation_users(data):
+    train, _ = data
+    model = TwoStageRecommender(
+        retrievers="ease,itemknn", candidates=20, rounds=400, folds=2, early_stopping=5
+    ).fit(train)
+    assert 1 <= model.booster.num_trees() < 400
+    assert model.report["training_lists"] > 0
+
+
+def test_global_split_trains_on_one_time_cut(data):
+    from recstack.models.ranking.training import fold_lists
+
+    train, _ = data
+    model = TwoStageRecommender(retrievers="ease", candidates=20, split="global", folds=3)
+    lists = fold_lists(
+        train,
+        model._new_retrievers,
+        ["ease"],
+        depth=20,
+        share=0.2,
+        folds=3,
+        split="global",
+        seed=0,
+        half_life_days=30.0,
+        context_features=False,
+        n_context=0,
+    )
+    assert len(lists.groups) == 1  # one time cut, not one per fold
+    _, labels, groups = lists.stacked()
+    assert labels.sum() > 0 and len(lists.group_users()) == len(groups)
+    fitted = model.fit(train)
+    assert fitted.report["training_lists"] == len(groups)
+
+
+def test_artifact_saved_without_standardised_scores_still_loads_and_scores(data, tmp_path):
+    import json
+
+    from recstack.models.base import Recommender
+
+    train, _ = data
+    old = TwoStageRecommender(
+        retrievers="ease,itemknn", candidates=20, rounds=20, folds=1, standardised_scores=False
+    ).fit(train)
+    old.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "model.json").read_text())
+    del manifest["params"]["standardised_scores"]  # as written before the option existed
+    (tmp_path / "m" / "model.json").write_text(json.dumps(manifest))
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.config.standardised_scores is False
+    users = np.arange(5)
+    np.testing.assert_allclose(
+        loaded.score(train.matrix[users], users), old.score(train.matrix[users], users), rtol=1e-5
+    )

@@ -75,7 +75,7 @@ def monotone_constraints(names: Sequence[str], retrievers: Sequence[str]) -> lis
         if name.endswith("_rank") and name[: -len("_rank")] in retrievers:
             out.append(-1)
         elif name in ("rrf", "n_retrievers") or (
-            name.endswith(("_score", "_present")) and name.rsplit("_", 1)[0] in retrievers
+            name.endswith(("_score", "_present", "_z")) and name.rsplit("_", 1)[0] in retrievers
         ):
             out.append(1)
         else:

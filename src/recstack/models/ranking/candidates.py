@@ -9,7 +9,10 @@ transfers to retrievers refitted on all of it):
 * ``rank``: position in that retriever's list, 0 best; ``n`` when absent;
 * ``score``: the raw score min-max normalised within that row's list (1 best, 0 worst or
   absent) — raw scores of ALS and EASE drift with the amount of data, list-relative ones do not;
-* ``present``: whether the retriever proposed the item.
+* ``present``: whether the retriever proposed the item;
+* ``z`` (when asked for): the raw score standardised over all of that row's unseen items —
+  known for every candidate, also where that retriever did not propose it, so a reranker sees
+  each retriever's opinion of every candidate and not only of its own list.
 
 ``candidate_recall`` says how many held-out positives the merged lists contain at all (the
 ceiling of any reranker), counting those no retriever proposed instead of dropping them.
@@ -18,7 +21,7 @@ ceiling of any reranker), counting those no retriever proposed instead of droppi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +43,7 @@ class Candidates:
         present: ``(m, r)`` bool.
         n_rows: rows in the batch.
         depth: ``n``, the list length per retriever.
+        z: ``(m, r)`` float32 per-row standardised score per retriever, or ``None``.
     """
 
     rows: np.ndarray
@@ -49,6 +53,7 @@ class Candidates:
     present: np.ndarray
     n_rows: int
     depth: int
+    z: np.ndarray | None = None
 
     @property
     def fused(self) -> np.ndarray:
@@ -85,16 +90,48 @@ def minmax_rows(values: np.ndarray) -> np.ndarray:
     return np.where(finite, out, 0.0).astype(np.float32)
 
 
+def unseen_scores(
+    model: Recommender, histories: sp.csr_matrix, users: np.ndarray | None
+) -> np.ndarray:
+    """The model's dense scores with each row's history items set to ``-inf``."""
+    scores = np.array(model.score(histories, users), dtype=np.float32)
+    rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
+    scores[rows, histories.indices] = -np.inf
+    return scores
+
+
+def standardise_rows(scores: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``scores[rows, items]`` as z-scores of their row's finite entries (0 where the row is
+    constant or the entry is not finite): a scale that means the same on more or less data.
+
+    >>> s = np.array([[1.0, 2.0, 3.0, -np.inf], [4.0, 4.0, 4.0, 4.0]], dtype=np.float32)
+    >>> z = standardise_rows(s, np.array([0, 0, 1]), np.array([2, 3, 0]))
+    >>> [round(float(x), 4) for x in z]  # (3 - 2) / sqrt(2 / 3); -inf; a constant row
+    [1.2247, 0.0, 0.0]
+    """
+    finite = np.isfinite(scores)
+    n = np.maximum(finite.sum(axis=1), 1)
+    clean = np.where(finite, scores, 0.0).astype(np.float64)
+    mean = clean.sum(axis=1) / n
+    var = (clean**2).sum(axis=1) / n - mean**2
+    std = np.sqrt(np.maximum(var, 0.0))
+    picked = scores[rows, items].astype(np.float64)
+    ok = np.isfinite(picked) & (std[rows] > 1e-12)
+    z = np.where(ok, (np.where(ok, picked, 0.0) - mean[rows]) / np.where(ok, std[rows], 1.0), 0.0)
+    return z.astype(np.float32)
+
+
 def retriever_lists(
     model: Recommender,
     histories: sp.csr_matrix,
     users: np.ndarray | None,
     depth: int,
+    scores: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One retriever's top ``depth`` unseen items per row and their list-normalised scores."""
-    scores = np.array(model.score(histories, users), dtype=np.float32)
-    rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
-    scores[rows, histories.indices] = -np.inf
+    """One retriever's top ``depth`` unseen items per row and their list-normalised scores
+    (from ``scores`` = ``unseen_scores(...)`` when already computed)."""
+    if scores is None:
+        scores = unseen_scores(model, histories, users)
     idx, val = top_k(scores, depth)
     return idx, minmax_rows(val)
 
@@ -143,11 +180,42 @@ def generate(
     histories: sp.csr_matrix,
     users: np.ndarray | None,
     depth: int,
+    *,
+    standardised: bool = False,
+    extra: np.ndarray | None = None,
 ) -> Candidates:
-    """Merged top-``depth`` lists of every retriever for each history row."""
+    """Merged top-``depth`` lists of every retriever for each history row, with each
+    retriever's standardised score of every candidate when ``standardised``.
+
+    ``extra`` (``(n_rows, e)`` item indices, -1 padded) asks for exactly those items: the
+    result then holds only them, with the retrievers' features where they proposed them."""
     n_items = retrievers[0].n_items
-    lists = [retriever_lists(model, histories, users, depth) for model in retrievers]
-    return merge_lists(lists, n_items)
+    full = [unseen_scores(model, histories, users) for model in retrievers]
+    lists = [
+        retriever_lists(model, histories, users, depth, scores)
+        for model, scores in zip(retrievers, full, strict=True)
+    ]
+    if extra is not None:
+        ask = (np.asarray(extra, dtype=np.int64), np.zeros(np.shape(extra), np.float32))
+        merged = merge_lists([*lists, ask], n_items)
+        keep = merged.present[:, -1]
+        cands = Candidates(
+            rows=merged.rows[keep],
+            items=merged.items[keep],
+            rank=merged.rank[keep, :-1],
+            score=merged.score[keep, :-1],
+            present=merged.present[keep, :-1],
+            n_rows=merged.n_rows,
+            depth=depth,
+        )
+    else:
+        cands = merge_lists(lists, n_items)
+    if not standardised:
+        return cands
+    z = np.column_stack(
+        [standardise_rows(scores, cands.rows, cands.items) for scores in full]
+    ).reshape(len(cands.rows), len(full))
+    return replace(cands, z=z)
 
 
 def candidate_labels(cands: Candidates, truth: sp.csr_matrix) -> np.ndarray:

@@ -20,14 +20,15 @@ class TwoStageConfig(ModelConfig):
         "{}",
         description='JSON object of each retriever\'s parameters, e.g. {"als": {"factors": 64}}.',
     )
-    candidates: int = Field(50, ge=1, le=2000, description="Items each retriever proposes.")
+    candidates: int = Field(100, ge=1, le=2000, description="Items each retriever proposes.")
     holdout: float = Field(
         0.2, gt=0.0, lt=1.0, description="Share of each user's training events held out as labels."
     )
     split: str = Field(
         "random",
-        pattern="^(random|temporal)$",
-        description="Label holdout: 'random' or 'temporal'.",
+        pattern="^(random|temporal|global)$",
+        description="Label holdout: 'random' (per user), 'temporal' (each user's latest share) "
+        "or 'global' (everything after one time cut).",
     )
     folds: int = Field(2, ge=1, le=10, description="Out-of-fold rounds (random split seeds).")
     rounds: int = Field(150, ge=1, le=10_000, description="Boosting rounds.")
@@ -36,8 +37,23 @@ class TwoStageConfig(ModelConfig):
     min_data_in_leaf: int = Field(100, ge=1, description="Minimum candidates per leaf.")
     objective: str = Field(
         "binary",
-        pattern="^(lambdarank|binary)$",
-        description="Booster objective: 'lambdarank' (listwise) or 'binary' (pointwise).",
+        pattern="^(lambdarank|rank_xendcg|binary)$",
+        description="Booster objective: 'lambdarank' or 'rank_xendcg' (listwise) or 'binary' "
+        "(pointwise).",
+    )
+    standardised_scores: bool = Field(
+        True,
+        description="Give the reranker each retriever's per-user standardised score of every "
+        "candidate (also of candidates that retriever did not propose).",
+    )
+    early_stopping: int = Field(
+        0,
+        ge=0,
+        description="Stop boosting after this many rounds without gain on validation users' "
+        "lists (0: off, train all rounds).",
+    )
+    validation: float = Field(
+        0.15, gt=0.0, lt=1.0, description="Share of training lists' users kept for validation."
     )
     anchor: bool = Field(
         False, description="Boost from the best retriever's ranking (learn corrections to it)."

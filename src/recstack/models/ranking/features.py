@@ -161,13 +161,19 @@ class ItemSpace:
 
 
 def feature_names(
-    retrievers: Sequence[str], n_numeric: int, context_keys: Sequence[str]
+    retrievers: Sequence[str],
+    n_numeric: int,
+    context_keys: Sequence[str],
+    standardised: bool = False,
 ) -> list[str]:
-    """Column names of ``pair_features`` in order."""
+    """Column names of ``pair_features`` in order (``{r}_z`` when the candidates carry
+    standardised scores)."""
     names = []
     for r in retrievers:
         names += [f"{r}_rank", f"{r}_score", f"{r}_present"]
     names += ["rrf", "n_retrievers"]
+    if standardised:
+        names += [f"{r}_z" for r in retrievers]
     names += ["item_popularity", "item_recent", "item_log_count", "item_mean_weight", "item_age"]
     names += [f"item_attr{j}" for j in range(n_numeric)]
     names += ["user_activity", "user_mean_weight", "user_weight_spread", "user_mainstream"]
@@ -303,6 +309,7 @@ def pair_features(
     item_num = raw_numeric[items]
     n_cands = len(rows)
     ctx = np.tile(np.asarray([hour, weekday, *context], dtype=np.float32), (n_cands, 1))
+    z = np.empty((n_cands, 0), np.float32) if cands.z is None else cands.z
     return np.column_stack(
         [
             np.stack([cands.rank, cands.score, cands.present.astype(np.float32)], axis=2).reshape(
@@ -310,6 +317,7 @@ def pair_features(
             ),
             cands.fused,
             cands.present.sum(axis=1),
+            z,
             np.asarray(space.item_dense)[items],
             item_num,
             user_block,

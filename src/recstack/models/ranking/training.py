@@ -6,7 +6,8 @@ user activity at serving time, and loses to its own best retriever (a first sket
 5-7% NDCG@10 to ALS on ML-100K). What this protocol does about it:
 
 1. **Out-of-fold lists.** Each fold holds out a share of every user's training interactions
-   (random per user, like the evaluation split, or each user's latest share), refits every
+   (random per user, like the evaluation split, each user's latest share, or — ``global`` —
+   everything after one time cut, like a global temporal evaluation split), refits every
    retriever on the rest, and labels the retrievers' merged candidates with the held-out
    items. Several folds (different seeds) give the ranker more lists, not a different task.
 2. **Transferable features only.** Ranks and list-normalised scores instead of raw scores;
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from recstack.data.dataset import Dataset
+from recstack.data.splits import temporal_split
 from recstack.models.base import Recommender
 from recstack.models.ranking.candidates import (
     CandidateRecall,
@@ -71,15 +73,25 @@ class TrainingLists:
     features: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     groups: list[np.ndarray] = field(default_factory=list)
+    users: list[np.ndarray] = field(default_factory=list)
     recall: list[CandidateRecall] = field(default_factory=list)
 
-    def add(self, cands: Candidates, labels: np.ndarray, features: np.ndarray) -> None:
+    def add(
+        self,
+        cands: Candidates,
+        labels: np.ndarray,
+        features: np.ndarray,
+        users: np.ndarray | None = None,
+    ) -> None:
+        """One fold's lists; ``users`` (the user of each row of the batch) labels each group."""
         positive_rows = np.bincount(cands.rows, weights=labels, minlength=cands.n_rows) > 0
         keep = positive_rows[cands.rows]
         sizes = cands.group_sizes[positive_rows]
         self.features.append(features[keep])
         self.labels.append(labels[keep])
         self.groups.append(sizes[sizes > 0])
+        owners = np.arange(cands.n_rows) if users is None else np.asarray(users)
+        self.users.append(owners[positive_rows][sizes > 0])
 
     def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (
@@ -87,6 +99,10 @@ class TrainingLists:
             np.concatenate(self.labels),
             np.concatenate(self.groups),
         )
+
+    def group_users(self) -> np.ndarray:
+        """The user of each group of ``stacked()`` (a user has one group per fold)."""
+        return np.concatenate(self.users) if self.users else np.empty(0, np.int64)
 
     def summary(self, names: Sequence[str]) -> dict[str, Any]:
         """Candidate recall over the folds: found / positives, misses, per retriever."""
@@ -115,6 +131,7 @@ def fold_lists(
     half_life_days: float,
     context_features: bool,
     n_context: int,
+    standardised: bool = False,
     advance: Callable[[], None] = lambda: None,
 ) -> TrainingLists:
     """Out-of-fold candidate lists with labels, one fold per seed."""
@@ -122,6 +139,8 @@ def fold_lists(
     for fold in range(folds):
         if split == "temporal":
             inner, held = temporal_holdout(train, share)
+        elif split == "global":
+            inner, held = temporal_split(train, 1.0 - share)
         else:
             inner, held = random_holdout(train, share, seed + fold)
         retrievers = [model.fit(inner) for model in make_retrievers()]
@@ -131,7 +150,7 @@ def fold_lists(
         has_history = np.diff(inner.matrix.indptr) > 0
         users = np.flatnonzero(has_truth & has_history)
         h = inner.matrix[users]
-        cands = generate(retrievers, h, users, depth)
+        cands = generate(retrievers, h, users, depth, standardised=standardised)
         labels = candidate_labels(cands, truth[users])
         out.recall.append(candidate_recall(cands, truth[users], names))
         hour = weekday = np.nan
@@ -146,10 +165,10 @@ def fold_lists(
             base = features.shape[1] - 2 - n_context
             features[:, base] = hour
             features[:, base + 1] = weekday
-        out.add(cands, labels, features)
+        out.add(cands, labels, features, users)
         advance()
-        if split == "temporal":
-            break  # one temporal fold: later folds would repeat it
+        if split in ("temporal", "global"):
+            break  # one time-based fold: later folds would repeat it
     return out
 
 

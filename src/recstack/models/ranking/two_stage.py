@@ -31,7 +31,7 @@ from recstack.models.config import ModelConfig
 from recstack.models.names import resolve
 from recstack.models.ranking import lgbm
 from recstack.models.ranking.anchor import anchor_scores, choose_anchor, monotone_constraints
-from recstack.models.ranking.candidates import Candidates, generate, merge_lists, retriever_lists
+from recstack.models.ranking.candidates import Candidates, generate
 from recstack.models.ranking.config import TwoStageConfig
 from recstack.models.ranking.diversity import mmr_order
 from recstack.models.ranking.features import (
@@ -73,7 +73,9 @@ class TwoStageRecommender(Recommender):
     def feature_names(self) -> list[str]:
         assert self.space is not None
         n_numeric = np.asarray(self.space.numeric).shape[1]
-        return feature_names(self.retriever_names, n_numeric, self.context_keys)
+        return feature_names(
+            self.retriever_names, n_numeric, self.context_keys, self.config.standardised_scores
+        )
 
     def _new_retrievers(self) -> list[Recommender]:
         given = json.loads(self.config.retriever_params or "{}")
@@ -88,7 +90,7 @@ class TwoStageRecommender(Recommender):
     def _fit(self, dataset: Dataset, progress: bool = False) -> None:
         cfg = self.config
         lgbm.lightgbm()  # fail before any retriever is fitted when the extra is missing
-        folds = 1 if cfg.split == "temporal" else cfg.folds
+        folds = cfg.folds if cfg.split == "random" else 1
         with ProgressTask("two_stage: training", total=folds + 2, enabled=progress) as bar:
             lists = fold_lists(
                 dataset,
@@ -102,6 +104,7 @@ class TwoStageRecommender(Recommender):
                 half_life_days=cfg.half_life_days,
                 context_features=cfg.context_features,
                 n_context=len(self.context_keys),
+                standardised=cfg.standardised_scores,
                 advance=bar.advance,
             )
             self.space = ItemSpace.fit(dataset, cfg.half_life_days)
@@ -129,6 +132,9 @@ class TwoStageRecommender(Recommender):
                 init_score=init,
                 monotone=monotone,
                 objective=cfg.objective,
+                early_stopping=cfg.early_stopping,
+                validation=cfg.validation,
+                group_keys=lists.group_users(),
             )
             bar.advance()
             self.retrievers = [model.fit(dataset) for model in self._new_retrievers()]
@@ -137,6 +143,7 @@ class TwoStageRecommender(Recommender):
             "candidate_recall": lists.summary(self.retriever_names),
             "training_lists": int(len(groups)),
             "training_rows": int(len(labels)),
+            "rounds": int(self.booster.num_trees()),
             "anchor": self.anchor_spec,
             "training_list_ndcg": quality,
         }
@@ -169,7 +176,13 @@ class TwoStageRecommender(Recommender):
 
     def candidates(self, histories: sp.csr_matrix, users: np.ndarray | None) -> Candidates:
         """The merged candidate lists of the fitted retrievers."""
-        return generate(self.retrievers, histories, users, self.config.candidates)
+        return generate(
+            self.retrievers,
+            histories,
+            users,
+            self.config.candidates,
+            standardised=self.config.standardised_scores,
+        )
 
     def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         return self.score_with_context(histories, users, None)
@@ -222,18 +235,13 @@ class TwoStageRecommender(Recommender):
         """Candidate rows for exactly ``items`` for one history row (rank features filled in
         where a retriever proposed the item, absent otherwise)."""
         h = as_histories(history, self.n_items)
-        lists = [retriever_lists(m, h, users, self.config.candidates) for m in self.retrievers]
-        ask = (np.asarray(items, dtype=np.int64)[None, :], np.zeros((1, len(items)), np.float32))
-        merged = merge_lists([*lists, ask], self.n_items)
-        keep = merged.present[:, -1]
-        return Candidates(
-            rows=merged.rows[keep],
-            items=merged.items[keep],
-            rank=merged.rank[keep, :-1],
-            score=merged.score[keep, :-1],
-            present=merged.present[keep, :-1],
-            n_rows=1,
-            depth=self.config.candidates,
+        return generate(
+            self.retrievers,
+            h,
+            users,
+            self.config.candidates,
+            standardised=self.config.standardised_scores,
+            extra=np.asarray(items, dtype=np.int64)[None, :],
         )
 
     def rank_features(
@@ -300,6 +308,10 @@ class TwoStageRecommender(Recommender):
 
     def _load_parts(self, directory: Path, mmap: bool) -> None:
         self.booster = lgbm.booster_from_text((directory / "reranker.txt").read_text())
+        if self.config.standardised_scores and not any(
+            name.endswith("_z") for name in self.booster.feature_name()
+        ):  # saved before standardised scores were a default: its booster reads no z columns
+            self.config = self.config.model_copy(update={"standardised_scores": False})
         report = directory / "report.json"
         self.report = json.loads(report.read_text()) if report.exists() else {}
         self.anchor_spec = dict(self.report.get("anchor") or {})
