@@ -1,8 +1,11 @@
 """The exposure log (every served list) and the outcomes attributed to it.
 
 Exposures arrive in batches from the server's background writer; outcomes when events that
-follow a served list are posted. Per-arm, per-user figures are aggregated by the database
-(``GROUP BY``), so analysing millions of exposures moves one row per user, not per exposure.
+follow a served list are posted. Each write also adds its rows to per-(experiment, arm, user)
+rollups in the same transaction, so an experiment's results read one row per user however many
+exposures were logged, and the rollups never disagree with the raw rows. ``from_log=True``
+recomputes the same figures from the raw rows (``GROUP BY`` over every exposure), as do cuts
+at an earlier time (``until``), which the rollups cannot answer.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from sqlalchemy.engine import Engine
 from recstack.store.backend import backend_of
 from recstack.store.dbapi import driver_connection
 from recstack.store.engine import read_transaction, write_transaction
-from recstack.store.tables import exposures, outcomes
+from recstack.store.tables import (
+    exposure_rollups,
+    exposures,
+    outcome_rollups,
+    outcomes,
+    position_rollups,
+)
 
 LOOKUP_CHUNK = 500  # ids per IN (...) list
 EXPOSURE_COLUMNS = (
@@ -43,8 +52,8 @@ class ExposureStore:
         self.engine = engine
 
     def add_exposures(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert exposures in one transaction (a repeated ``recommendation_id`` is skipped);
-        returns how many were new.
+        """Insert exposures in one transaction (a repeated ``recommendation_id`` is skipped)
+        and add the new ones to ``exposure_rollups``; returns how many were new.
 
         The server's writer calls this for every served list, so it runs on the driver
         connection with the items pre-encoded by orjson: SQLAlchemy's per-row JSON and type
@@ -52,29 +61,35 @@ class ExposureStore:
         """
         if not rows:
             return 0
-        mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
-        sql = (
-            f"INSERT INTO exposures ({', '.join(EXPOSURE_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(EXPOSURE_COLUMNS))}) "
-            "ON CONFLICT (recommendation_id) DO NOTHING"
-        )
         values = [
             (*(r[c] for c in EXPOSURE_COLUMNS[:-1]), orjson.dumps(r["items"]).decode())
             for r in rows
         ]
         with write_transaction(self.engine) as conn:
             cursor = driver_connection(conn).cursor()
-            cursor.executemany(sql, values)  # rowcount: the rows inserted, summed (both drivers)
-            return max(cursor.rowcount, 0)
+            if self.engine.dialect.name == "sqlite":
+                return _add_exposures_sqlite(cursor, values)
+            return _add_exposures_postgres(cursor, values)
 
     def add_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert attributed outcomes (idempotent by ``event_id``); returns how many were new."""
+        """Insert attributed outcomes (idempotent by ``event_id``) and add the new ones to
+        ``outcome_rollups`` and ``position_rollups``; returns how many were new."""
         if not rows:
             return 0
-        insert = backend_of(self.engine).insert(outcomes).on_conflict_do_nothing()
+        backend = backend_of(self.engine)
+        insert = backend.insert(outcomes).on_conflict_do_nothing()
+        added = insert.returning(
+            outcomes.c.experiment,
+            outcomes.c.arm,
+            outcomes.c.user_id,
+            outcomes.c.event_type,
+            outcomes.c.value,
+            outcomes.c.position,
+        )
         with write_transaction(self.engine) as conn:
-            result = conn.execute(insert.returning(outcomes.c.id), [dict(r) for r in rows])
-            return len(result.all())
+            new = conn.execute(added, [dict(r) for r in rows]).all()
+            _roll_up_outcomes(conn, backend, new)
+            return len(new)
 
     def find(self, recommendation_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored exposures with these ids, by id (missing ids are absent)."""
@@ -115,17 +130,51 @@ class ExposureStore:
         click_types: Sequence[str],
         conversion_types: Sequence[str],
         until: float | None = None,
+        *,
+        from_log: bool = False,
     ) -> pd.DataFrame:
-        """One row per (arm, user): exposures, clicks, conversions and conversion value summed
-        over the experiment (up to ``until`` when given), in ``USER_COLUMNS``."""
+        """One row per (arm, user), ordered by arm and user: exposures, clicks, conversions and
+        conversion value summed over the experiment, in ``USER_COLUMNS``.
+
+        Read from the rollups (one row per user and event type), or from the raw rows with
+        ``from_log`` or a cut at ``until``.
+        """
+        if until is not None or from_log:
+            shown_query, acted_query = self._log_queries(
+                experiment, click_types, conversion_types, until
+            )
+        else:
+            shown_query, acted_query = self._rollup_queries(
+                experiment, click_types, conversion_types
+            )
+        with read_transaction(self.engine) as conn:
+            shown = _frame(_raw(conn, shown_query), USER_COLUMNS[:3])
+            acted = _frame(_raw(conn, acted_query), ["arm", "user_id", *USER_COLUMNS[3:]])
+        frame = shown.merge(acted, on=["arm", "user_id"], how="left")
+        for column in USER_COLUMNS[2:]:
+            frame[column] = frame[column].fillna(0).astype(np.float64)
+        return frame[USER_COLUMNS]
+
+    @staticmethod
+    def _log_queries(
+        experiment: str,
+        click_types: Sequence[str],
+        conversion_types: Sequence[str],
+        until: float | None,
+    ) -> tuple[Any, Any]:
         exp_query = (
             sa.select(
                 exposures.c.arm,
                 exposures.c.user_id,
                 sa.func.count().label("exposures"),
             )
-            .where(exposures.c.experiment == experiment, exposures.c.arm.is_not(None))
+            .where(
+                exposures.c.experiment == experiment,
+                exposures.c.arm.is_not(None),
+                exposures.c.user_id.is_not(None),  # a user without an id is never assigned
+            )
             .group_by(exposures.c.arm, exposures.c.user_id)
+            .order_by(exposures.c.arm, exposures.c.user_id)
         )
         click = sa.case((outcomes.c.event_type.in_(list(click_types)), 1), else_=0)
         converted = outcomes.c.event_type.in_(list(conversion_types))
@@ -145,13 +194,33 @@ class ExposureStore:
         if until is not None:
             exp_query = exp_query.where(exposures.c.served_at <= until)
             out_query = out_query.where(outcomes.c.timestamp <= until)
-        with read_transaction(self.engine) as conn:
-            shown = _frame(_raw(conn, exp_query), USER_COLUMNS[:3])
-            acted = _frame(_raw(conn, out_query), ["arm", "user_id", *USER_COLUMNS[3:]])
-        frame = shown.merge(acted, on=["arm", "user_id"], how="left")
-        for column in USER_COLUMNS[2:]:
-            frame[column] = frame[column].fillna(0).astype(np.float64)
-        return frame[USER_COLUMNS]
+        return exp_query, out_query
+
+    @staticmethod
+    def _rollup_queries(
+        experiment: str, click_types: Sequence[str], conversion_types: Sequence[str]
+    ) -> tuple[Any, Any]:
+        """The same two frames from the rollups: a key-range scan of each (the outcome rollup
+        holds one row per user and event type, summed here into clicks and conversions)."""
+        r, o = exposure_rollups, outcome_rollups
+        exp_query = (
+            sa.select(r.c.arm, r.c.user_id, r.c.exposures)
+            .where(r.c.experiment == experiment)
+            .order_by(r.c.arm, r.c.user_id)
+        )
+        converted = o.c.event_type.in_(list(conversion_types))
+        out_query = (
+            sa.select(
+                o.c.arm,
+                o.c.user_id,
+                sa.func.sum(sa.case((o.c.event_type.in_(list(click_types)), o.c.events), else_=0)),
+                sa.func.sum(sa.case((converted, o.c.events), else_=0)),
+                sa.func.sum(sa.case((converted, o.c.value), else_=0.0)),
+            )
+            .where(o.c.experiment == experiment)
+            .group_by(o.c.arm, o.c.user_id)
+        )
+        return exp_query, out_query
 
     def time_range(self, experiment: str) -> tuple[float, float] | None:
         """First and last ``served_at`` of the experiment's exposures (None when none)."""
@@ -160,18 +229,35 @@ class ExposureStore:
             low, high = conn.execute(query.where(exposures.c.experiment == experiment)).one()
         return None if low is None else (float(low), float(high))
 
-    def clicks_by_position(self, experiment: str, click_types: Sequence[str]) -> pd.DataFrame:
-        """Clicks per (arm, position) of the clicked item in the served list."""
-        query = (
-            sa.select(outcomes.c.arm, outcomes.c.position, sa.func.count().label("clicks"))
-            .where(
-                outcomes.c.experiment == experiment,
-                outcomes.c.event_type.in_(list(click_types)),
-                outcomes.c.position.is_not(None),
+    def clicks_by_position(
+        self, experiment: str, click_types: Sequence[str], *, from_log: bool = False
+    ) -> pd.DataFrame:
+        """Clicks per (arm, position) of the clicked item in the served list (from
+        ``position_rollups``, or the raw outcomes with ``from_log``)."""
+        if from_log:
+            query = (
+                sa.select(outcomes.c.arm, outcomes.c.position, sa.func.count().label("clicks"))
+                .where(
+                    outcomes.c.experiment == experiment,
+                    outcomes.c.arm.is_not(None),
+                    outcomes.c.event_type.in_(list(click_types)),
+                    outcomes.c.position.is_not(None),
+                )
+                .group_by(outcomes.c.arm, outcomes.c.position)
+                .order_by(outcomes.c.arm, outcomes.c.position)
             )
-            .group_by(outcomes.c.arm, outcomes.c.position)
-            .order_by(outcomes.c.arm, outcomes.c.position)
-        )
+        else:
+            p = position_rollups
+            query = (
+                sa.select(
+                    p.c.arm,
+                    p.c.position,
+                    sa.cast(sa.func.sum(p.c.events), sa.BigInteger).label("clicks"),
+                )
+                .where(p.c.experiment == experiment, p.c.event_type.in_(list(click_types)))
+                .group_by(p.c.arm, p.c.position)
+                .order_by(p.c.arm, p.c.position)
+            )
         with read_transaction(self.engine) as conn:
             return pd.DataFrame(conn.execute(query).all(), columns=["arm", "position", "clicks"])
 
@@ -222,3 +308,112 @@ def _raw(conn: Any, query: Any) -> list[tuple[Any, ...]]:
     """The driver's own tuples (no per-row SQLAlchemy processing: the aggregates are plain
     numbers and strings)."""
     return conn.execute(query).cursor.fetchall()
+
+
+_INSERT_EXPOSURES = (
+    f"INSERT INTO exposures ({', '.join(EXPOSURE_COLUMNS)}) "
+    f"VALUES ({', '.join(['?'] * len(EXPOSURE_COLUMNS))}) "
+    "ON CONFLICT (recommendation_id) DO NOTHING"
+)
+# The rows above ``id > ?`` are exactly this transaction's: a SQLite write transaction holds
+# the database's write lock from BEGIN IMMEDIATE on, and new rowids exceed the largest one.
+_ROLL_UP_NEW_EXPOSURES = """
+    INSERT INTO exposure_rollups (experiment, arm, user_id, exposures)
+    SELECT experiment, arm, user_id, count(*) FROM exposures
+    WHERE id > ? AND experiment IS NOT NULL AND arm IS NOT NULL AND user_id IS NOT NULL
+    GROUP BY experiment, arm, user_id
+    ON CONFLICT (experiment, arm, user_id)
+    DO UPDATE SET exposures = exposure_rollups.exposures + excluded.exposures
+"""
+# One statement on PostgreSQL: only the rows the INSERT added come back from RETURNING, so
+# concurrent writers and repeated ids cannot be counted twice; rollup rows are locked in key
+# order so two writers never deadlock on them.
+_ADD_EXPOSURES_POSTGRES = f"""
+    WITH batch AS (
+        SELECT * FROM unnest(
+            %s::varchar[], %s::float8[], %s::varchar[], %s::varchar[], %s::varchar[],
+            %s::varchar[], %s::varchar[], %s::int[], %s::text[]
+        ) WITH ORDINALITY AS b({", ".join(EXPOSURE_COLUMNS)}, n)
+    ), added AS (
+        INSERT INTO exposures ({", ".join(EXPOSURE_COLUMNS)})
+        SELECT {", ".join(EXPOSURE_COLUMNS[:-1])}, items::json FROM batch ORDER BY n
+        ON CONFLICT (recommendation_id) DO NOTHING
+        RETURNING experiment, arm, user_id
+    ), rolled AS (
+        INSERT INTO exposure_rollups (experiment, arm, user_id, exposures)
+        SELECT experiment, arm, user_id, count(*) FROM added
+        WHERE experiment IS NOT NULL AND arm IS NOT NULL AND user_id IS NOT NULL
+        GROUP BY experiment, arm, user_id
+        ORDER BY experiment, arm, user_id
+        ON CONFLICT (experiment, arm, user_id)
+        DO UPDATE SET exposures = exposure_rollups.exposures + excluded.exposures
+    )
+    SELECT count(*) FROM added
+"""
+
+
+def _add_exposures_sqlite(cursor: Any, values: list[tuple[Any, ...]]) -> int:
+    before = cursor.execute("SELECT coalesce(max(id), 0) FROM exposures").fetchone()[0]
+    cursor.executemany(_INSERT_EXPOSURES, values)
+    added = max(cursor.rowcount, 0)  # the rows inserted, summed over the batch
+    if added:
+        cursor.execute(_ROLL_UP_NEW_EXPOSURES, (before,))
+    return added
+
+
+def _add_exposures_postgres(cursor: Any, values: list[tuple[Any, ...]]) -> int:
+    cursor.execute(_ADD_EXPOSURES_POSTGRES, [list(column) for column in zip(*values, strict=True)])
+    return int(cursor.fetchone()[0])
+
+
+def _roll_up_outcomes(conn: Any, backend: Any, new: Sequence[Any]) -> None:
+    """Add new outcome rows to ``outcome_rollups`` and ``position_rollups`` (upserts in key
+    order, so concurrent writers lock rollup rows in the same order)."""
+    by_user, by_position = _outcome_sums(new)
+    if by_user:
+        up = backend.insert(outcome_rollups)
+        conn.execute(
+            up.on_conflict_do_update(
+                index_elements=["experiment", "arm", "user_id", "event_type"],
+                set_={
+                    "events": outcome_rollups.c.events + up.excluded.events,
+                    "value": outcome_rollups.c.value + up.excluded.value,
+                },
+            ),
+            [
+                {"experiment": e, "arm": a, "user_id": u, "event_type": t, "events": n, "value": v}
+                for (e, a, u, t), (n, v) in sorted(by_user.items())
+            ],
+        )
+    if by_position:
+        up = backend.insert(position_rollups)
+        conn.execute(
+            up.on_conflict_do_update(
+                index_elements=["experiment", "arm", "event_type", "position"],
+                set_={"events": position_rollups.c.events + up.excluded.events},
+            ),
+            [
+                {"experiment": e, "arm": a, "event_type": t, "position": p, "events": n}
+                for (e, a, t, p), n in sorted(by_position.items())
+            ],
+        )
+
+
+def _outcome_sums(
+    rows: Sequence[Any],
+) -> tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], int]]:
+    """New outcome rows ``(experiment, arm, user_id, event_type, value, position)`` summed by
+    (experiment, arm, user, type) as ``[events, value]`` and by (experiment, arm, type,
+    position) as events; rows without an experiment or arm count in neither."""
+    by_user: dict[tuple[Any, ...], list[Any]] = {}
+    by_position: dict[tuple[Any, ...], int] = {}
+    for experiment, arm, user_id, event_type, value, position in rows:
+        if experiment is None or arm is None:
+            continue
+        sums = by_user.setdefault((experiment, arm, user_id, event_type), [0, 0.0])
+        sums[0] += 1
+        sums[1] += 0.0 if value is None else value
+        if position is not None:
+            key = (experiment, arm, event_type, position)
+            by_position[key] = by_position.get(key, 0) + 1
+    return by_user, by_position

@@ -123,10 +123,16 @@ def ramp_experiment(store: Any, key: str, traffic: float) -> dict[str, Any]:
     return store.experiments.change(key, ("draft", "running"), update)
 
 
-def user_samples(store: Any, experiment: Experiment, until: float | None = None) -> pd.DataFrame:
+def user_samples(
+    store: Any, experiment: Experiment, until: float | None = None, *, from_log: bool = False
+) -> pd.DataFrame:
     """One row per (arm, user) of the experiment (see ``ExposureStore.user_metrics``)."""
     return store.exposures.user_metrics(
-        experiment.key, experiment.click_events, experiment.conversion_events, until
+        experiment.key,
+        experiment.click_events,
+        experiment.conversion_events,
+        until,
+        from_log=from_log,
     )
 
 
@@ -145,16 +151,19 @@ def arm_samples(frame: pd.DataFrame, experiment: Experiment) -> dict[str, ArmSam
 
 
 def experiment_results(
-    store: Any, key: str, *, alpha: float = 0.05, mde: float = 0.05
+    store: Any, key: str, *, alpha: float = 0.05, mde: float = 0.05, from_log: bool = False
 ) -> dict[str, Any]:
     """Per-arm metrics, SRM, lifts, sequential status and the decision (or, for interleaving,
     the preference test). A running experiment is judged by the always-valid test, since its
-    results are read while traffic still arrives."""
+    results are read while traffic still arrives.
+
+    Read from the per-user rollups; ``from_log=True`` recomputes them from every logged
+    exposure and outcome instead (the same figures, at a cost that grows with the log)."""
     experiment = validated(get_experiment(store, key))
     head = {"key": key, "status": experiment.status, "mode": experiment.mode}
     if experiment.mode == "interleave":
-        return {**head, **interleaving_results(store, experiment)}
-    frame = user_samples(store, experiment)
+        return {**head, **interleaving_results(store, experiment, from_log=from_log)}
+    frame = user_samples(store, experiment, from_log=from_log)
     samples = arm_samples(frame, experiment)
     thin = [arm for arm, sample in samples.items() if sample.users < 2]
     if thin:
@@ -179,7 +188,7 @@ def experiment_results(
         looks=1 if experiment.status == "running" else None,
         mde=mde,
     )
-    positions = store.exposures.clicks_by_position(key, experiment.click_events)
+    positions = store.exposures.clicks_by_position(key, experiment.click_events, from_log=from_log)
     analysis["clicks_by_position"] = {
         str(arm): [[int(p), int(c)] for p, c in zip(g["position"], g["clicks"], strict=True)]
         for arm, g in positions.groupby("arm")
@@ -187,11 +196,13 @@ def experiment_results(
     return {**head, **analysis}
 
 
-def interleaving_results(store: Any, experiment: Experiment) -> dict[str, Any]:
+def interleaving_results(
+    store: Any, experiment: Experiment, *, from_log: bool = False
+) -> dict[str, Any]:
     """Users preferring each arm by credited clicks, and the sign test."""
     from recstack.experiments.interleaving import preference_test
 
-    users = user_samples(store, experiment)["user_id"].unique()
+    users = user_samples(store, experiment, from_log=from_log)["user_id"].unique()
     credits = store.exposures.credits(experiment.key, experiment.click_events)
     table = credits.pivot_table(index="user_id", columns="arm", values="clicks", fill_value=0)
     table = table.reindex(index=users, columns=experiment.arm_names, fill_value=0).fillna(0)
