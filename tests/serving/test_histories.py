@@ -39,3 +39,39 @@ def test_add_many_sums_repeats_and_counts_distinct_users():
     assert histories.row("a")[1].tolist() == [3.0, 1.0]
     assert histories.row("b")[0].tolist() == [0] and histories.row("b")[1].tolist() == [2.0]
     assert histories.popularity(3).tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_add_many_of_distinct_pairs_equals_adding_one_at_a_time_exactly(seed):
+    """Batches naming each (user, item) once take the merge path; weights match exactly."""
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(40, 25, density=0.3, format="csr", random_state=seed, dtype=np.float32)
+    users = IdMap([f"u{i}" for i in range(40)])
+    one_by_one, batched = UserHistories(users, matrix), UserHistories(users, matrix)
+    batched.forget("u3")
+    one_by_one.forget("u3")
+    for _ in range(60):
+        pairs = rng.choice(50 * 30, size=int(rng.integers(2, 60)), replace=False)
+        batch_users = [f"u{int(p) // 30}" for p in pairs]  # users 40-49 are new
+        items = pairs % 30  # items 25-29 are beyond the snapshot's columns
+        weights = rng.choice([1.0, -1.0, 2.0, 0.3], len(pairs)).astype(np.float32)
+        for user, item, weight in zip(batch_users, items, weights, strict=True):
+            one_by_one.add(user, np.array([item], np.int32), np.array([weight], np.float32))
+        batched.add_many(batch_users, items, weights)
+    for i in range(50):
+        expected, got = one_by_one.row(f"u{i}"), batched.row(f"u{i}")
+        assert np.array_equal(expected[0], got[0])
+        assert np.array_equal(expected[1], got[1])
+        assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+    assert np.array_equal(one_by_one.popularity(30), batched.popularity(30))
+
+
+def test_add_many_merges_into_rows_and_moves_popularity_when_a_weight_reaches_zero():
+    rows = np.array([[0, 2.0, 0], [1.0, 0, 0]], np.float32)
+    histories = UserHistories(IdMap(["a", "b"]), sp.csr_matrix(rows))
+    histories.add_many(["a", "a", "c"], np.array([0, 1, 2]), np.array([1.0, -2.0, 4.0], np.float32))
+    assert histories.row("a")[0].tolist() == [0, 1]
+    assert histories.row("a")[1].tolist() == [1.0, 0.0]  # the pair stays, at zero weight
+    assert histories.row("c")[0].tolist() == [2] and histories.row("c")[1].tolist() == [4.0]
+    assert histories.row("b")[1].tolist() == [1.0]  # untouched
+    assert histories.popularity(3).tolist() == [2.0, 0.0, 1.0]

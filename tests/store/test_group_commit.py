@@ -140,6 +140,31 @@ def test_sqlite_connections_are_durable_on_commit(tmp_path, small_data) -> None:
         store.close()
 
 
+def test_sqlite_writer_turns_foreign_keys_back_on_after_a_failed_batch(tmp_path) -> None:
+    """The writer skips SQLite's per-row key checks inside its transaction only: afterwards
+    its connection enforces them again, and deleting a user still cascades to their events."""
+    store = Store(f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        store.migrate()
+        assert store.add_events(rows("k"), create_items=True) == 3
+        with pytest.raises(NotFoundError):
+            store.add_events(rows("bad", item="no-such-item"))
+        raw = event_writer(store.engine)._connection()
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert not raw.in_transaction
+        with pytest.raises(sa.exc.IntegrityError):
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO interactions (event_id, user_id, item_id, event_type, "
+                    "\"timestamp\") VALUES ('orphan', 999999, 999999, 'view', 1)"
+                )
+        assert store.delete_user("user-k") == 3
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM interactions").scalar() == 0
+    finally:
+        store.close()
+
+
 @pytest.mark.postgres
 def test_postgres_writer_replaces_a_dropped_connection(pg_url, small_data) -> None:
     store = Store(pg_url)

@@ -60,6 +60,14 @@ def add_event_rows(
     return event_writer(engine).write(columns, create_items=create_items)
 
 
+def add_event_columns(engine: Engine, columns: EventColumns, *, create_items: bool = False) -> int:
+    """``add_event_rows`` for events already checked and typed by
+    ``validation.event_columns`` (the API checks them once, before it looks up their items)."""
+    if not columns[0]:
+        return 0
+    return event_writer(engine).write(columns, create_items=create_items)
+
+
 def check_event_rows(rows: EventInput, source: str | None = "events") -> EventColumns:
     """``rows`` checked and typed, as columns (see ``validation.event_columns``)."""
     if not _SEQUENCES.issuperset(map(type, rows)):

@@ -3,8 +3,9 @@
 In one ``BEGIN IMMEDIATE`` transaction: the items of every batch are looked up (and created
 for batches that ask), batches naming unknown items fail, the users of the others are looked
 up and the missing ones created, then each batch's events go in as multi-row ``INSERT ... ON
-CONFLICT (event_id) DO NOTHING`` statements. Ids travel as one JSON array per statement
-(``json_each``), so every statement is prepared once whatever the batch size.
+CONFLICT (event_id) DO NOTHING`` statements, with foreign keys off (the ids were just looked
+up). Ids travel as one JSON array per statement (``json_each``), so every statement is
+prepared once whatever the batch size.
 
 The writer's connection gets a larger page cache, so the index pages a write touches stay in
 memory between calls.
@@ -50,15 +51,25 @@ def _setup(raw: Any) -> None:
 
 
 def _transaction(raw: Any, group: list[Batch]) -> None:
-    """Write ``group`` in one transaction; outcomes are set only once it committed."""
-    raw.execute("BEGIN IMMEDIATE")
+    """Write ``group`` in one transaction; outcomes are set only once it committed.
+
+    Foreign keys are off for the transaction (the pragma is a no-op inside one, so it is set
+    around it): every user and item id an event row takes was read from its table, or created
+    there, inside this same write transaction, so SQLite's per-row parent lookups would only
+    repeat ``_lookup``'s.
+    """
+    raw.execute("PRAGMA foreign_keys=OFF")
     try:
-        outcomes = _write(raw.cursor(), group)
-        raw.execute("COMMIT")
-    except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
-        raise
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = _write(raw.cursor(), group)
+            raw.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
     settle(group, outcomes)
 
 

@@ -41,6 +41,11 @@ def _summed(items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndar
     return unique, summed
 
 
+def _ascending(keys: np.ndarray) -> bool:
+    """Whether ``keys`` strictly ascend (no key twice)."""
+    return bool((keys[1:] > keys[:-1]).all())
+
+
 class UserHistories:
     """Item indices and weights per user, safe to read and update from many threads."""
 
@@ -147,28 +152,34 @@ class UserHistories:
         operations for the whole batch instead of several per user (a 1,000-event post touches
         about 1,000 users).
 
-        The touched users' current rows and the new events are concatenated, sorted by (user,
-        item), and summed per pair; popularity moves for pairs whose weight crosses zero.
+        The touched users' current rows, each sorted by item, are laid end to end so that
+        ``(user label, item)`` keys ascend; the batch's keys are merged into them with one
+        binary search and one insert, linear in the rows rather than a sort of them. A batch
+        naming one (user, item) pair twice (or a row holding an item twice) takes the general
+        path: everything sorted by (user, item) and summed per pair, so weights add up in the
+        same order either way.
+        Popularity moves for pairs whose weight crosses zero.
         """
         if len(user_ids) == 0:
             return
-        users = list(dict.fromkeys(user_ids))
-        label = {u: i for i, u in enumerate(users)}
-        new_user = np.fromiter((label[u] for u in user_ids), np.int64, len(user_ids))
         with self._lock:
-            old_user, old_items, old_weights = self._gather(users)
-            n_old = len(old_items)
-            user = np.concatenate([old_user, new_user])
-            item = np.concatenate([old_items, np.asarray(items, dtype=np.int64)])
-            weight = np.concatenate([old_weights, np.asarray(weights, dtype=np.float32)])
-            is_new = np.arange(len(user)) >= n_old
-            order = np.lexsort((item, user))
-            user, item, weight, is_new = user[order], item[order], weight[order], is_new[order]
-            start = np.flatnonzero(np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])])
-            summed = np.add.reduceat(weight, start).astype(np.float32)
-            before = np.add.reduceat(np.where(is_new, 0.0, weight), start)
-            pair_user, pair_item = user[start], item[start]
-            self._shift_popularity(pair_item, before, summed)
+            users, old_user, old_items, old_weights = self._gather(list(dict.fromkeys(user_ids)))
+            label = {u: i for i, u in enumerate(users)}
+            new_user = np.fromiter((label[u] for u in user_ids), np.int64, len(user_ids))
+            new_items = np.asarray(items, dtype=np.int64)
+            new_weights = np.asarray(weights, dtype=np.float32)
+            width = int(max(old_items.max(initial=0), new_items.max(initial=0))) + 1
+            new_key = new_user * width + new_items
+            order = np.argsort(new_key, kind="stable")
+            new_key, old_key = new_key[order], old_user * width + old_items
+            if _ascending(new_key) and _ascending(old_key):
+                pair_user, pair_item, summed = self._merged_by_keys(
+                    old_key, old_weights, new_key, new_weights[order], width
+                )
+            else:
+                pair_user, pair_item, summed = self._merged_by_sort(
+                    old_user, old_items, old_weights, new_user, new_items, new_weights
+                )
             bounds = np.searchsorted(pair_user, np.arange(len(users) + 1)).tolist()
             pair_item32 = pair_item.astype(np.int32)
             live = self._live
@@ -176,36 +187,96 @@ class UserHistories:
                 lo, hi = bounds[j], bounds[j + 1]
                 live[u] = (pair_item32[lo:hi], summed[lo:hi])
 
-    def _gather(self, users: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The current rows of ``users`` concatenated: (user label, item, weight) arrays, the
-        snapshot rows gathered in one step."""
-        labels, parts_items, parts_weights = [], [], []
-        snap_labels, snap_rows = [], []
+    def _merged_by_keys(
+        self,
+        old_key: np.ndarray,
+        old_weights: np.ndarray,
+        new_key: np.ndarray,
+        new_weights: np.ndarray,
+        width: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ascending unique ``new_key`` merged into ascending unique ``old_key``: (user label,
+        item, weight) per pair, weights of pairs in both added."""
+        pos = np.searchsorted(old_key, new_key)
+        hit = pos < len(old_key)
+        hit[hit] = old_key[pos[hit]] == new_key[hit]
+        before = np.zeros(len(new_key), dtype=np.float32)
+        before[hit] = old_weights[pos[hit]]
+        summed = np.array(old_weights, dtype=np.float32)
+        summed[pos[hit]] += new_weights[hit]
+        self._shift_popularity(new_key % width, before, before + new_weights)
+        fresh = ~hit
+        if fresh.any():
+            key = np.insert(old_key, pos[fresh], new_key[fresh])
+            summed = np.insert(summed, pos[fresh], new_weights[fresh])
+        else:
+            key = old_key
+        return key // width, key % width, summed
+
+    def _merged_by_sort(
+        self,
+        old_user: np.ndarray,
+        old_items: np.ndarray,
+        old_weights: np.ndarray,
+        new_user: np.ndarray,
+        new_items: np.ndarray,
+        new_weights: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Old rows and new events sorted by (user label, item) and summed per pair."""
+        n_old = len(old_items)
+        user = np.concatenate([old_user, new_user])
+        item = np.concatenate([old_items, new_items])
+        weight = np.concatenate([old_weights, new_weights])
+        is_new = np.arange(len(user)) >= n_old
+        order = np.lexsort((item, user))
+        user, item, weight, is_new = user[order], item[order], weight[order], is_new[order]
+        start = np.flatnonzero(np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])])
+        summed = np.add.reduceat(weight, start).astype(np.float32)
+        before = np.add.reduceat(np.where(is_new, 0.0, weight), start)
+        pair_user, pair_item = user[start], item[start]
+        self._shift_popularity(pair_item, before, summed)
+        return pair_user, pair_item, summed
+
+    def _gather(self, users: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """The current rows of ``users``: the users reordered (those with a live row, then
+        those with a snapshot row, then the rest) and (user label, item, weight) arrays of
+        their rows end to end in that order, so (label, item) ascends. The snapshot rows are
+        gathered in one step."""
+        live_users, live_rows, snap_users, snap_rows, empty = [], [], [], [], []
         get_row, live, forgotten = self._rows.get, self._live, bool(self._forgotten)
-        for j, u in enumerate(users):
+        for u in users:
             row = live.get(u)
             if row is not None:
-                labels.append(np.full(len(row[0]), j, dtype=np.int64))
-                parts_items.append(row[0])
-                parts_weights.append(row[1])
+                live_users.append(u)
+                live_rows.append(row)
                 continue
             r = get_row(u, -1)
             if r >= 0 and not (forgotten and self.is_forgotten(u)):
-                snap_labels.append(j)
+                snap_users.append(u)
                 snap_rows.append(r)
+            else:
+                empty.append(u)
+        lengths_parts, parts_items, parts_weights = [], [], []
+        if live_rows:
+            lengths_parts.append(np.fromiter((len(r[0]) for r in live_rows), np.int64))
+            parts_items.extend(r[0] for r in live_rows)
+            parts_weights.extend(r[1] for r in live_rows)
         if snap_rows:
             rows = np.asarray(snap_rows, dtype=np.int64)
             starts = np.asarray(self._indptr[rows], dtype=np.int64)
             lengths = np.asarray(self._indptr[rows + 1], dtype=np.int64) - starts
             offsets = np.cumsum(lengths) - lengths
             take = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
-            labels.append(np.repeat(np.asarray(snap_labels, dtype=np.int64), lengths))
+            lengths_parts.append(lengths)
             parts_items.append(self._indices[take])
             parts_weights.append(self._data[take])
-        if not labels:
-            return np.empty(0, np.int64), np.empty(0, np.int64), EMPTY_WEIGHTS
+        ordered = live_users + snap_users + empty
+        if not lengths_parts:
+            return ordered, np.empty(0, np.int64), np.empty(0, np.int64), EMPTY_WEIGHTS
+        lengths = np.concatenate(lengths_parts)
         return (
-            np.concatenate(labels),
+            ordered,
+            np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
             np.concatenate(parts_items).astype(np.int64),
             np.concatenate(parts_weights).astype(np.float32),
         )

@@ -177,14 +177,13 @@ def post_events(state: AppState, events: Sequence[Sequence[Any]]) -> dict[str, i
         raise InvalidRequestError(
             f"unknown item id(s) {shown}{more}: create items with PUT /v1/items/{{item_id}} first"
         )
-    rows = list(zip(*columns, strict=True))
-    inserted = state.store.add_events(rows)
+    inserted = state.store.add_event_columns(columns)
     duplicates = len(events) - inserted
     state.metrics.events.labels("inserted").inc(inserted)
     state.metrics.events.labels("duplicate").inc(duplicates)
     if inserted:
-        unique = len(set(columns[0])) == len(rows)
-        _apply_events(state, live, columns, all_new=unique and inserted == len(rows))
+        unique = len(set(columns[0])) == len(events)
+        _apply_events(state, live, columns, all_new=unique and inserted == len(events))
     return {"accepted": len(events), "inserted": inserted, "duplicates": duplicates}
 
 
