@@ -9,6 +9,7 @@ Run it alone: the figures are for one worker on an idle machine.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def main() -> int:
     from recstack.settings import Settings
     from recstack.store import Store
 
+    try:  # saved HNSW graphs, where this version of recstack has them
+        from recstack.serving.runtime.loader import vector_backend
+    except ImportError:
+        from recstack.serving.engine.vectors import VectorBackend
+
+        vector_backend = VectorBackend.of
+
     settings = Settings(home=args.home)
     store = Store.from_settings(settings)
     step("store")
@@ -50,13 +58,13 @@ def main() -> int:
     if found is None:
         raise SystemExit(f"no model registered in {args.home}")
     model, info = found
-    step("registry and model (mlflow)")
+    step(f"registry and model ({'mlflow' if 'mlflow' in sys.modules else 'no mlflow'})")
     weighting = settings.weighting()
     image = open_image(settings.home, store, model.items, info, weighting, None, model.users)
     step(f"serving image ({'written' if image.built else 'mapped'}), catalogue, "
          f"{len(image.delta):,} later events")  # fmt: skip
     engine = Engine.from_snapshot(
-        image.snapshot, model, model_info=info, ann_threshold=settings.ann_threshold_items
+        image.snapshot, model, model_info=info, ann_threshold=vector_backend(settings)
     )
     step("engine (catalogue, vector search, user dicts)")
     delta = image.delta

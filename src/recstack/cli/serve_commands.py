@@ -58,6 +58,7 @@ def serve(
         check_scheduler_settings()
     with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
         open_store(settings).close()
+    os.environ[supervisor.STORE_CHECKED_ENV] = settings.store_url
     argv = supervisor.command(host, port, workers, log_level, with_scheduler=with_scheduler)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -69,10 +69,17 @@ class IdMap:
         return self._ids[np.asarray(indices, dtype=np.int64)].tolist()
 
     def extend(self, externals: Iterable[object]) -> IdMap:
-        """A new map with the unknown ids among ``externals`` appended (order kept, deduplicated)."""
-        new = [
-            str(e) for e in dict.fromkeys(str(e) for e in externals) if str(e) not in self._index
-        ]
+        """A new map with the unknown ids among ``externals`` appended (order kept, deduplicated).
+
+        >>> IdMap(["a", "b"]).extend(["c", "a", 7, "c"]).to_list()
+        ['a', 'b', 'c', '7']
+        """
+        candidates = list(dict.fromkeys(str(e) for e in externals))
+        if not candidates:
+            return self
+        # one vectorised lookup, not a pandas membership test per id (62K items at every load)
+        known = self._index.get_indexer(pd.Index(candidates, dtype=object)) >= 0
+        new = [e for e, k in zip(candidates, known.tolist(), strict=True) if not k]
         if not new:
             return self
         return IdMap(np.concatenate([self._ids, np.asarray(new, dtype=object)]))

@@ -64,6 +64,7 @@ class FaissHNSWIndex:
         self.ef_search = int(ef_search)
         self.dim: int | None = None
         self._index: Any = None
+        self._mapped = False  # the graph is a view of a file: copied before it grows
 
     def build(self, vectors: np.ndarray) -> Self:
         """Build a fresh graph over ``vectors``."""
@@ -73,6 +74,7 @@ class FaissHNSWIndex:
         self._index = faiss.IndexHNSWFlat(self.dim, self.M, faiss.METRIC_INNER_PRODUCT)
         self._index.hnsw.efConstruction = self.ef_construction
         self._index.hnsw.efSearch = self.ef_search
+        self._mapped = False
         if len(v):
             self._index.add(v)
         return self
@@ -84,6 +86,11 @@ class FaissHNSWIndex:
             return
         v = as_vectors(vectors, self.dim)
         if len(v):
+            if self._mapped:  # FAISS aborts the process when a mapped graph is resized
+                faiss = _faiss()
+                self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+                self._index.hnsw.efSearch = self.ef_search
+                self._mapped = False
             self._index.add(v)
 
     def __len__(self) -> int:
@@ -172,9 +179,12 @@ class FaissHNSWIndex:
         index.dim = None if manifest["dim"] is None else int(manifest["dim"])
         path = d / "index.faiss"
         if path.exists():
-            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            # IO_FLAG_MMAP_IFC maps the vectors and the graph: processes loading the same file
+            # share its pages instead of holding a copy each
+            flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0
             try:
                 index._index = faiss.read_index(str(path), flags)
+                index._mapped = bool(flags)
             except RuntimeError:
                 index._index = faiss.read_index(str(path))
             index._index.hnsw.efSearch = index.ef_search

@@ -25,12 +25,15 @@ class VectorBackend:
     """Which approximate index serves catalogues above ``ann_threshold`` items.
 
     ``kind`` is ``"faiss"`` (an HNSW graph in each process) or ``"qdrant"`` (a collection at
-    ``qdrant_location``: a server URL, a local directory or ``":memory:"``).
+    ``qdrant_location``: a server URL, a local directory or ``":memory:"``). With
+    ``index_cache`` (a directory) FAISS graphs are saved there and memory-mapped by every
+    process that needs the same one (``recstack.index.stored``) instead of built in each.
     """
 
     ann_threshold: int = 20_000
     kind: str = "faiss"
     qdrant_location: str = ":memory:"
+    index_cache: str | None = None
 
     @classmethod
     def of(cls, settings: Any) -> VectorBackend:
@@ -61,7 +64,17 @@ class ItemVectorSearch:
         """Exact search up to the backend's threshold, its approximate index above it."""
         backend = as_backend(ann_threshold)
         index = None
-        if len(vectors) > backend.ann_threshold:
+        if len(vectors) > backend.ann_threshold and backend.kind == "faiss" and backend.index_cache:
+            from recstack.index.stored import load_or_build_hnsw
+
+            index = load_or_build_hnsw(
+                backend.index_cache,
+                vectors,
+                M=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
+                ef_search=HNSW_EF_SEARCH,
+            )
+        elif len(vectors) > backend.ann_threshold:
             from recstack.index import make_index
 
             index = make_index(

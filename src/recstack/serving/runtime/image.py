@@ -12,15 +12,12 @@ images are deleted at once), or for a new model version, weighting or history wi
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +28,14 @@ import scipy.sparse as sp
 
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
+from recstack.index.stored import file_lock
 from recstack.serving.engine import ModelInfo
 from recstack.serving.engine.snapshot import ServingSnapshot
 
 log = logging.getLogger("recstack.serving")
 
 IMAGES_DIR = "serving-images"
+GRAPHS_DIR = "hnsw"  # item-vector graphs (recstack.index.stored): no user data, kept on a purge
 FORMAT = 2  # 2: users in the model's order first
 MAX_DELTA = 100_000  # events applied on top of an image (as per-worker live rows) before a new one is written
 ARRAYS = ("indptr", "indices", "data")
@@ -69,15 +68,20 @@ def images_root(home: Path) -> Path:
     return Path(home) / IMAGES_DIR
 
 
+def graphs_root(home: Path) -> Path:
+    """Where the served models' HNSW graphs are saved beside the images."""
+    return images_root(home) / GRAPHS_DIR
+
+
 def delete_images(home: Path) -> None:
     """Remove every image (after a purge: they hold the purged user's history). Workers that
     mapped one keep their pages until they reload; nothing new opens it."""
     root = images_root(home)
     if not root.exists():
         return
-    with _locked(root / "images.lock"):
+    with file_lock(root / "images.lock"):
         for path in root.iterdir():
-            if path.is_dir():
+            if path.is_dir() and path.name != GRAPHS_DIR:
                 shutil.rmtree(path, ignore_errors=True)
 
 
@@ -99,7 +103,7 @@ def open_image(
     root.mkdir(parents=True, exist_ok=True)
     directory = root / key
     built = False
-    with _locked(root / "images.lock"):
+    with file_lock(root / "images.lock"):
         meta = _valid_meta(directory, store)
         if meta is None:
             meta = _write(directory, store, item_order, user_order, weighting, since)
@@ -182,14 +186,3 @@ def _write(
         matrix.nnz,
     )
     return meta
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One process at a time (across workers and servers sharing the home)."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

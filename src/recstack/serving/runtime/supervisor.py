@@ -22,6 +22,9 @@ from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerat
 APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
 SCHEDULER_MODULE = "recstack.serving.runtime.scheduler_process"
 SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# the store URL ``recstack serve`` created and migrated before starting the workers: a worker
+# opening that store skips the migration check (and importing Alembic)
+STORE_CHECKED_ENV = "RECSTACK_SERVE_STORE_CHECKED"
 SHARED_FILES_NOTE = (
     "note: several workers without RECSTACK_REDIS_URL: changes reach every worker through "
     "shared files, but each worker has its own response cache and rate-limit counters."

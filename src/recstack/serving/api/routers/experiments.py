@@ -17,7 +17,6 @@ from recstack.experiments.config import Experiment, ExperimentSpec, validated
 from recstack.serving.api.auth import AdminScope
 from recstack.serving.api.schemas import error_responses
 from recstack.serving.runtime.experiments import runtime_of
-from recstack.workflows import experiments as flows
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 Key = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -50,6 +49,14 @@ def _announce(request: Request) -> None:
         state.broadcast.publish("experiments")
 
 
+def _flows() -> Any:
+    """The experiment workflows, imported on first use (their statistics are not needed to
+    serve, and importing them costs every worker's start)."""
+    from recstack.workflows import experiments
+
+    return experiments
+
+
 @router.post(
     "",
     status_code=201,
@@ -65,7 +72,7 @@ def create(
     """Store a draft experiment; 409 when the key exists, 422 naming an unknown arm model."""
     state = request.app.state.recstack
     data = body.model_dump(mode="json", exclude_unset=True)
-    return flows.create_experiment(_store(request), state.settings, data)
+    return _flows().create_experiment(_store(request), state.settings, data)
 
 
 @router.get("", response_model=list[Experiment], responses=ERRORS, summary="List experiments")
@@ -74,12 +81,12 @@ def list_all(
     status: Annotated[str | None, Query(pattern="^(draft|running|stopped)$")] = None,
     _principal: object = AdminScope,
 ) -> list[dict]:
-    return flows.list_experiments(_store(request), status)
+    return _flows().list_experiments(_store(request), status)
 
 
 @router.get("/{key}", response_model=Experiment, responses=ERRORS, summary="One experiment")
 def get_one(request: Request, key: Key, _principal: object = AdminScope) -> dict:
-    return flows.get_experiment(_store(request), key)
+    return _flows().get_experiment(_store(request), key)
 
 
 @router.post(
@@ -88,13 +95,13 @@ def get_one(request: Request, key: Key, _principal: object = AdminScope) -> dict
 def start(request: Request, key: Key, _principal: object = AdminScope) -> dict:
     """Load the arms' models, then serve the experiment's users by arm; 409 unless a draft."""
     store = _store(request)
-    definition = flows.get_experiment(store, key)
+    definition = _flows().get_experiment(store, key)
     if definition["status"] != "draft":
         from recstack.errors import ConflictError
 
         raise ConflictError(f"experiment {key!r} is {definition['status']}; only a draft starts")
     runtime_of(request.app.state.recstack).load_arms(validated(definition))
-    started = flows.start_experiment(store, key)
+    started = _flows().start_experiment(store, key)
     _announce(request)
     return started
 
@@ -104,7 +111,7 @@ def start(request: Request, key: Key, _principal: object = AdminScope) -> dict:
 )
 def stop(request: Request, key: Key, _principal: object = AdminScope) -> dict:
     """Serve its users from the default slot again (results stay readable)."""
-    stopped = flows.stop_experiment(_store(request), key)
+    stopped = _flows().stop_experiment(_store(request), key)
     _announce(request)
     return stopped
 
@@ -114,7 +121,7 @@ def stop(request: Request, key: Key, _principal: object = AdminScope) -> dict:
 )
 def ramp(request: Request, key: Key, body: TrafficIn, _principal: object = AdminScope) -> dict:
     """Raise the share of users in the experiment; nobody already in it changes arm."""
-    ramped = flows.ramp_experiment(_store(request), key, body.traffic)
+    ramped = _flows().ramp_experiment(_store(request), key, body.traffic)
     _announce(request)
     return ramped
 
@@ -134,7 +141,7 @@ def results(
 ) -> dict:
     """Per arm: users, exposures, metrics with CIs; `srm` (`p_value`, `flag`); lifts,
     p-values, sequential status and the decision. Interleaving: the preference test."""
-    return flows.experiment_results(_store(request), key, alpha=alpha, mde=mde)
+    return _flows().experiment_results(_store(request), key, alpha=alpha, mde=mde)
 
 
 @router.get(
