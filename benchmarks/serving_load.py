@@ -75,7 +75,22 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--soak-rate", type=float, default=2000.0, help="requests/s of the soak")
     p.add_argument("--home", type=Path, help="reuse (or create) this recstack home")
+    p.add_argument(
+        "--experiment",
+        action="store_true",
+        help="run an A/A experiment on all traffic, so every served list is logged as an exposure",
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument(
+        "--startup-only",
+        action="store_true",
+        help="start the server, print its startup time and memory, stop (no load phases)",
+    )
+    p.add_argument(
+        "--only-events",
+        action="store_true",
+        help="run only the two event phases (skips wrk, the open loop and the soak)",
+    )
     return p.parse_args()
 
 
@@ -119,8 +134,12 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
             settings, "als", params, evaluate=False, promote="champion", progress=not quiet
         )
         timings["train_register_s"] = time.perf_counter() - start
+    if args.startup_only:  # no requests follow: skip reading every user and item
+        store.close()
+        return {"users": [], "items": [], "events_stored": 0, "keys": {}, "timings": timings}
     snapshot = store.snapshot(settings.weighting())
-    keys = {scope: store.create_api_key(scope, "load-benchmark")[0] for scope in ("read", "write")}
+    scopes = ("read", "write", "admin")
+    keys = {scope: store.create_api_key(scope, "load-benchmark")[0] for scope in scopes}
     store.close()
     return {
         "users": snapshot.users.ids.tolist(),
@@ -132,6 +151,42 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
 
 
 # ---- the server -------------------------------------------------------------------------------
+def count_exposures(home: Path) -> int:
+    """Exposures in the home's store (after the server flushed its log on shutdown)."""
+    from recstack.settings import Settings
+    from recstack.store import Store
+
+    store = Store.from_settings(Settings(home=home))
+    try:
+        return store.exposures.count()
+    finally:
+        store.close()
+
+
+def start_aa_experiment(base: str, admin_key: str) -> None:
+    """Create and start a two-arm A/A experiment (both arms the champion) on all traffic."""
+    import urllib.request
+
+    key = f"load-aa-{int(time.time())}"
+    body = {
+        "key": key,
+        "arms": [
+            {"name": "a", "model": "champion", "weight": 0.5},
+            {"name": "b", "model": "champion", "weight": 0.5},
+        ],
+        "traffic": 1.0,
+    }
+    for path, payload in (("/v1/experiments", body), (f"/v1/experiments/{key}/start", None)):
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(payload or {}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_key}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -501,6 +556,7 @@ def main() -> int:
     cleanup = args.home is None
     home = args.home or Path(tempfile.mkdtemp(prefix="recstack-load-"))
     server = None
+    exposures_logged = None
     try:
         prepared = prepare_home(args, home, quiet)
         users, items, keys = prepared["users"], prepared["items"], prepared["keys"]
@@ -512,6 +568,12 @@ def main() -> int:
         wait_ready(base)
         startup_s = time.perf_counter() - start
         memory_idle = server_memory(server.pid)
+        if args.startup_only:
+            print(json.dumps({"server_startup_s": round(startup_s, 2), "memory_idle": memory_idle}))
+            return 0
+        if args.experiment:
+            start_aa_experiment(base, keys["admin"])
+            log("A/A experiment on 100% of traffic: exposure logging on", quiet)
 
         rng = random.Random(args.seed)
         soak = None
@@ -527,15 +589,20 @@ def main() -> int:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA % (",".join(json.dumps(u) for u in sample), keys["read"], args.seed, flt))
         pgid = server.pid
-        log("wrk: /healthz ...", quiet)
-        health = run_wrk(f"{base}/healthz", args, pgid)
-        log("wrk: recommendations ...", quiet)
-        recs = run_wrk(base, args, pgid, Path(lua.name))
-        os.unlink(lua.name)
-        log(f"open loop at {args.rate:.0f} req/s ...", quiet)
+        if args.only_events:
+            health = recs = fixed = {}
+            os.unlink(lua.name)
+        else:
+            log("wrk: /healthz ...", quiet)
+            health = run_wrk(f"{base}/healthz", args, pgid)
+            log("wrk: recommendations ...", quiet)
+            recs = run_wrk(base, args, pgid, Path(lua.name))
+            os.unlink(lua.name)
+            log(f"open loop at {args.rate:.0f} req/s ...", quiet)
         gc.collect()
         gc.freeze()  # this script's own full collections would stall its schedule, not the server
-        fixed = run_async(open_loop(port, pgid, keys["read"], sample, args.rate, args.duration))
+        if not args.only_events:
+            fixed = run_async(open_loop(port, pgid, keys["read"], sample, args.rate, args.duration))
         log("events: batches of 1,000 ...", quiet)
         batched = run_async(
             post_events(port, pgid, keys["write"], sample, items, 1000, 2, args.duration)
@@ -548,6 +615,8 @@ def main() -> int:
     finally:
         if server is not None:
             stop_server(server)
+        if args.experiment and server is not None:
+            exposures_logged = count_exposures(home)
         if cleanup:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -562,6 +631,7 @@ def main() -> int:
             "wrk_connections": args.connections,
             "cache_ttl_s": args.cache_ttl,
             "filter": FILTER,
+            "experiment": args.experiment,
         },
         "prepare": {k: round(v, 2) for k, v in prepared["timings"].items()},
         "server_startup_s": round(startup_s, 2),
@@ -569,44 +639,53 @@ def main() -> int:
         "recommendations": recs,
         "recommendations_to_healthz_ratio": round(
             recs["requests_per_s"] / health["requests_per_s"], 3
-        ),
+        )
+        if health
+        else None,
         "fixed_rate": fixed,
         "events_batched": batched,
         "events_single": single,
         "memory_idle": memory_idle,
         "memory_after_load": memory_loaded,
         "soak": soak,
+        "exposures_logged": exposures_logged,
     }
     if not quiet:
-        rows = [
-            ("healthz throughput (req/s)", f"{health['requests_per_s']:,.0f}"),
-            ("  server / wrk CPU per request (us)", _cpu(health)),
-            ("recommendations throughput (req/s)", f"{recs['requests_per_s']:,.0f}"),
-            ("  server / wrk CPU per request (us)", _cpu(recs)),
-            ("  ratio to healthz", f"{result['recommendations_to_healthz_ratio']:.3f}"),
-            ("  wrk p50 / p99 (ms)", f"{recs.get('p50_ms', 0):.1f} / {recs.get('p99_ms', 0):.1f}"),
-            (f"P99 at {args.rate:.0f} req/s (ms)", f"{fixed['p99_ms']:.1f}"),
-            (
-                "  p50 / p90 / max (ms)",
-                f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
-            ),
-            ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
-            ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
-            ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
-            ("  server / generator CPU per post (us)", _cpu(batched, "generator", "post")),
-            ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
-            ("  server / generator CPU per post (us)", _cpu(single, "generator", "post")),
-            (
-                "server RSS / PSS after load (MiB)",
-                f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}",
-            ),
-            (
-                "server RSS / PSS idle (MiB)",
-                f"{memory_idle['rss_mib']:,.0f} / {memory_idle['pss_mib']:,.0f}",
-            ),
-            ("server processes", f"{memory_loaded['processes']}"),
-            ("server startup (s)", f"{startup_s:.1f}"),
-        ]
+        rows = (
+            _event_rows(batched, single)
+            if args.only_events
+            else [
+                ("healthz throughput (req/s)", f"{health['requests_per_s']:,.0f}"),
+                ("  server / wrk CPU per request (us)", _cpu(health)),
+                ("recommendations throughput (req/s)", f"{recs['requests_per_s']:,.0f}"),
+                ("  server / wrk CPU per request (us)", _cpu(recs)),
+                ("  ratio to healthz", f"{result['recommendations_to_healthz_ratio']:.3f}"),
+                (
+                    "  wrk p50 / p99 (ms)",
+                    f"{recs.get('p50_ms', 0):.1f} / {recs.get('p99_ms', 0):.1f}",
+                ),
+                (f"P99 at {args.rate:.0f} req/s (ms)", f"{fixed['p99_ms']:.1f}"),
+                (
+                    "  p50 / p90 / max (ms)",
+                    f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
+                ),
+                ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
+                ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
+                *_event_rows(batched, single),
+                (
+                    "server RSS / PSS after load (MiB)",
+                    f"{memory_loaded['rss_mib']:,.0f} / {memory_loaded['pss_mib']:,.0f}",
+                ),
+                (
+                    "server RSS / PSS idle (MiB)",
+                    f"{memory_idle['rss_mib']:,.0f} / {memory_idle['pss_mib']:,.0f}",
+                ),
+                ("server processes", f"{memory_loaded['processes']}"),
+                ("server startup (s)", f"{startup_s:.1f}"),
+            ]
+        )
+        if exposures_logged is not None:
+            rows.append(("exposures logged (A/A experiment)", f"{exposures_logged:,}"))
         if soak is not None:
             after = soak["memory_after"]
             rows += [
@@ -628,6 +707,15 @@ def main() -> int:
         print()
     print(json.dumps(result))
     return 0
+
+
+def _event_rows(batched: dict, single: dict) -> list[tuple[str, str]]:
+    return [
+        ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
+        ("  server / generator CPU per post (us)", _cpu(batched, "generator", "post")),
+        ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
+        ("  server / generator CPU per post (us)", _cpu(single, "generator", "post")),
+    ]
 
 
 def _cpu(phase: dict, other: str = "wrk", unit: str = "request") -> str:

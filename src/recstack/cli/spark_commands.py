@@ -1,4 +1,5 @@
-"""``recstack spark etl | split | train-als | score``: the Spark jobs (extra ``spark``).
+"""``recstack spark etl | split | train-als | score | store-scores``: the Spark jobs (extra
+``spark``; ``store-scores`` needs no Spark).
 
 Each command starts a SparkSession (``local[2]`` unless ``--master`` says otherwise, extra
 settings by ``--conf key=value``), runs one job from ``recstack.distributed`` and prints a
@@ -154,28 +155,82 @@ def score_command(
     artifact: Annotated[
         Path | None, typer.Option(help="A saved model directory instead of the registry.")
     ] = None,
+    into_store: Annotated[
+        bool,
+        typer.Option(
+            "--into-store",
+            help="Also load the lists into the store as a set a server slot can serve "
+            "(`precomputed:SET`); replaces the set of that name atomically.",
+        ),
+    ] = False,
+    set_name: Annotated[
+        str | None,
+        typer.Option(
+            "--set-name",
+            help="Name of the stored list set (default: the registered model name, or the "
+            "artifact directory's name).",
+        ),
+    ] = None,
     master: MasterOption = "local[2]",
     conf: ConfOption = [],  # noqa: B006
 ) -> None:
-    """Top-k recommendations for every user the model knows, to Parquet."""
+    """Top-k recommendations for every user the model knows, to Parquet (and the store)."""
     with user_errors():
         from recstack.distributed.etl import read_canonical
         from recstack.distributed.score import score_all_users
         from recstack.models.base import Recommender
 
         settings = get_settings()
+        described: dict[str, Any] = {"k": k}
         if artifact is not None:
             model = Recommender.load(artifact, mmap=False)
+            default_set = artifact.resolve().name
+            described["artifact"] = str(artifact)
         else:
             from recstack.registry.mlflow_registry import ModelRegistry
 
-            model = ModelRegistry(settings).load(name, alias, version)
+            model, info = ModelRegistry(settings).load_with_info(name, alias, version)
+            default_set = info.name
+            described.update(registered_name=info.name, version=int(info.version))
         spark = _session(master, conf)
         rows = score_all_users(
             spark, model, read_canonical(spark, source), dest, k=k,
             weighting=settings.weighting(), progress=True,
         )  # fmt: skip
+        stored = None
+        if into_store:
+            from recstack.store import Store
+            from recstack.workflows.precomputed import store_scores
+
+            with Store.from_settings(settings) as store:
+                stored = store_scores(
+                    store, dest, set_name or default_set, source=described, progress=True
+                )
     out().print(f"wrote {rows:,} recommendations ({len(model.users):,} users, k={k}) to {dest}")
+    if stored is not None:
+        out().print(
+            f"stored list set {stored.name!r} (generation {stored.generation}, "
+            f"{stored.n_users:,} users); serve it from a slot as precomputed:{stored.name}"
+        )
+
+
+@spark_app.command("store-scores")
+def store_scores_command(
+    scores: Annotated[Path, typer.Argument(help="A `spark score` output directory (Parquet).")],
+    set_name: Annotated[str, typer.Option("--set-name", help="Name of the stored list set.")],
+) -> None:
+    """Load existing top-k Parquet into the store as a list set (no Spark needed); replaces
+    the set of that name atomically. Serve it from a slot as `precomputed:SET`."""
+    with user_errors():
+        from recstack.store import Store
+        from recstack.workflows.precomputed import store_scores
+
+        with Store.from_settings(get_settings()) as store:
+            stored = store_scores(store, scores, set_name, progress=True)
+    out().print(
+        f"stored list set {stored.name!r} (generation {stored.generation}, "
+        f"{stored.n_users:,} users, {stored.n_rows:,} rows); serve it as precomputed:{stored.name}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,13 @@ from recstack.store.engine import read_transaction, write_transaction
 from recstack.store.event_rows import SMALL_BATCH_ROWS, add_event_rows, frame_rows
 from recstack.store.frames import prepare_interactions
 from recstack.store.ingest import map_interactions
-from recstack.store.tables import interactions, items, users
+from recstack.store.tables import (
+    interactions,
+    items,
+    precomputed_generations,
+    precomputed_lists,
+    users,
+)
 from recstack.store.timeformat import iso_datetime
 
 HISTORY_COLUMNS = ["event_id", "item_id", "event_type", "value", "timestamp", "context"]
@@ -246,7 +252,8 @@ def user_history(engine: Engine, user_id: str, limit: int | None = None) -> pd.D
 
 
 def delete_user(engine: Engine, user_id: str) -> int:
-    """Erase a user and every event of theirs in one transaction; returns events deleted.
+    """Erase a user, every event of theirs and their precomputed lists in one transaction;
+    returns events deleted.
 
     Raises ``NotFoundError`` when the user is not stored.
     """
@@ -256,4 +263,11 @@ def delete_user(engine: Engine, user_id: str) -> int:
             raise NotFoundError(f"unknown user: {user_id!r}")
         deleted = conn.execute(sa.delete(interactions).where(interactions.c.user_id == sid))
         conn.execute(sa.delete(users).where(users.c.id == sid))
+        generations = sa.select(precomputed_generations.c.id)  # one PK probe per generation
+        conn.execute(
+            sa.delete(precomputed_lists).where(
+                precomputed_lists.c.generation.in_(generations),
+                precomputed_lists.c.user_id == user_id,
+            )
+        )
     return int(deleted.rowcount)

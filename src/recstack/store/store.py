@@ -18,15 +18,15 @@ from sqlalchemy.engine import Engine
 from recstack import tracing
 from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
+from recstack.data.validation import EventColumns
 from recstack.data.weights import EventWeighting
 from recstack.settings import Settings
 from recstack.store import keys, marks, repository
 from recstack.store.backend import StoreBackend, backend_for, close_event_writer
 from recstack.store.engine import create_store_engine
-from recstack.store.event_rows import EventInput, add_event_rows
+from recstack.store.event_rows import EventInput, add_event_columns, add_event_rows
 from recstack.store.ingest import IngestResult
 from recstack.store.ingest import ingest as _ingest
-from recstack.store.migrate import upgrade_to_head
 from recstack.store.snapshot import snapshot as _snapshot
 from recstack.store.stats import store_stats
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from recstack.store.experiments import ExperimentStore
     from recstack.store.exposures import ExposureStore
     from recstack.store.operations import Operations
+    from recstack.store.precomputed import PrecomputedStore
 
 
 class Store:
@@ -91,6 +92,8 @@ class Store:
     # ---- schema, bulk paths -------------------------------------------------------------------
     def migrate(self) -> None:
         """Upgrade the schema to the newest migration (idempotent, safe to call at every start)."""
+        from recstack.store.migrate import upgrade_to_head  # Alembic: only where a store migrates
+
         upgrade_to_head(self.engine)
 
     def ingest(
@@ -156,6 +159,12 @@ class Store:
             if isinstance(events, pd.DataFrame):
                 return repository.add_events(self.engine, events, create_items=create_items)
             return add_event_rows(self.engine, events, create_items=create_items)
+
+    def add_event_columns(self, columns: EventColumns, *, create_items: bool = False) -> int:
+        """``add_events`` for events already checked and typed, as columns, by
+        ``recstack.data.validation.event_columns`` (so they are not checked twice)."""
+        with tracing.span("recstack.store.add_events"):
+            return add_event_columns(self.engine, columns, create_items=create_items)
 
     def upsert_item(
         self,
@@ -236,3 +245,11 @@ class Store:
         from recstack.store.exposures import ExposureStore
 
         return ExposureStore(self.engine)
+
+    # ---- precomputed recommendation lists -----------------------------------------------------
+    @property
+    def precomputed(self) -> PrecomputedStore:
+        """Named sets of top-k lists per user, replaced atomically (``store.precomputed``)."""
+        from recstack.store.precomputed import PrecomputedStore
+
+        return PrecomputedStore(self.engine)

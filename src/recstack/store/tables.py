@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -169,6 +170,43 @@ outcomes = Table(
     Index("ix_outcomes_recommendation", "recommendation_id"),
 )
 
+# ---- experiment rollups (revision 0006) ----
+# Per-user sums of the two logs above, updated in the transaction that writes the raw rows, so
+# an experiment's results read one row per (arm, user) instead of every exposure. Only rows with
+# an experiment, an arm and a user count (the rows ``user_metrics`` groups).
+exposure_rollups = Table(
+    "exposure_rollups",
+    metadata,
+    Column("experiment", String(64), primary_key=True),
+    Column("arm", String(64), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("exposures", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+outcome_rollups = Table(
+    "outcome_rollups",
+    metadata,
+    Column("experiment", String(64), primary_key=True),
+    Column("arm", String(64), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("event_type", String(32), primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("value", Float, nullable=False),  # sum of value, a missing value counting 0
+    sqlite_with_rowid=False,
+)
+
+position_rollups = Table(
+    "position_rollups",
+    metadata,
+    Column("experiment", String(64), primary_key=True),
+    Column("arm", String(64), primary_key=True),
+    Column("event_type", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("events", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # ---- monitoring: drift reports and promotion decisions (revision 0003) ----
 drift_reports = Table(
     "drift_reports",
@@ -202,4 +240,38 @@ decisions = Table(
     Column("drift_report_id", String(32), nullable=True),
     Column("record", JSON, nullable=False),
     Index("ix_decisions_created", "created_at"),
+)
+
+# ---- precomputed recommendation lists (revision 0005) ----
+# A set's lists are written under a fresh generation; ``precomputed_sets.generation`` points at
+# the one being served and moves in one transaction once a generation is complete.
+precomputed_generations = Table(
+    "precomputed_generations",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_precomputed_generations_name", "name"),
+)
+
+precomputed_sets = Table(
+    "precomputed_sets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("n_users", BigInteger, nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("source", JSON, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+precomputed_lists = Table(
+    "precomputed_lists",
+    metadata,
+    Column("generation", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", String(255), primary_key=True),
+    Column("items", Text, nullable=False),
+    Column("scores", LargeBinary, nullable=False),
 )

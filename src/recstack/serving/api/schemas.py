@@ -323,7 +323,8 @@ class SlotIn(BaseModel):
         None,
         min_length=1,
         max_length=255,
-        description="An alias (`challenger`), a version (`7`) or `NAME:VERSION`; default: the "
+        description="An alias (`challenger`), a version (`7`), `NAME:VERSION`, `popularity` or "
+        "`precomputed:SET` (lists stored by `recstack spark score --into-store`); default: the "
         "slot's name as an alias.",
     )
 

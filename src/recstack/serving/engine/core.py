@@ -38,7 +38,7 @@ from recstack.models.base import FactorRecommender, Recommender
 from recstack.models.protocols import TextSearchable
 from recstack.serving.engine.blend import interleave
 from recstack.serving.engine.catalogue import Catalogue
-from recstack.serving.engine.discovery import DiscoveryMixin
+from recstack.serving.engine.discovery import DiscoveryMixin, fixed_lists
 from recstack.serving.engine.filters import filter_mask
 from recstack.serving.engine.histories import UserHistories
 from recstack.serving.engine.item_state import (
@@ -293,7 +293,8 @@ class Engine(DiscoveryMixin):
         cold_start = (
             st.model is None or self.histories.is_forgotten(user_id) or st.model_user(user_id) < 0
         )
-        if st.model is None or (model_user < 0 and len(hist_items) == 0):
+        unscorable = model_user < 0 and (len(hist_items) == 0 or fixed_lists(st.model))
+        if st.model is None or unscorable:
             idx, val = self._popular(cat, mask, k)
             items = self._scored(cat, idx, val)
             if explain:

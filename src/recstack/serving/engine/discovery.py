@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 PERSONALISATION_WEIGHT = 0.5  # weight of the user's standardised model score in search re-ranking
 
 
+def fixed_lists(model: object) -> bool:
+    """Whether a model serves lists fixed in advance (``models.precomputed``): no fold-in,
+    no item similarity; users without a list are cold starts."""
+    return bool(getattr(model, "fixed_lists", False))
+
+
 class DiscoveryMixin:
     """Popular items, similar items, search and the scoring helpers ``Engine`` shares.
 
@@ -32,7 +38,11 @@ class DiscoveryMixin:
     def _state(self, slot: str | None) -> ItemState: ...
 
     def _model_user(self, user_id: str, st: ItemState) -> int:
-        if st.model is None or self.histories.is_changed(user_id):
+        """The model's row of the user, -1 to fold the history in instead; stored lists
+        (``fixed_lists``) stay the user's after new events, not after a purge."""
+        if st.model is None or self.histories.is_forgotten(user_id):
+            return -1
+        if self.histories.is_changed(user_id) and not fixed_lists(st.model):
             return -1
         return st.model_user(user_id)
 
@@ -69,7 +79,8 @@ class DiscoveryMixin:
         mask = cat.active.copy()
         mask[position] = False
         content_pos = int(st.to_content[position]) if st.content_search is not None else -1
-        model_pos = st.positions.model_index(position) if st.model is not None else -1
+        has_similar = st.model is not None and not fixed_lists(st.model)
+        model_pos = st.positions.model_index(position) if has_similar else -1
         if model_pos >= 0:
             warm = self._model_similar(st, model_pos, mask, k)
             cold = (np.empty(0, np.int64), np.empty(0, np.float32))

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from recstack.errors import InvalidRequestError, TooLargeError
 from recstack.models.base import FactorRecommender
+from recstack.serving.engine.discovery import fixed_lists
 from recstack.serving.engine.item_state import ItemState, history_row
 from recstack.serving.engine.results import ScoredItem
 
@@ -126,8 +127,10 @@ def rank_items(
     unknown = [i for i, p in zip(ids, positions.tolist(), strict=True) if p < 0]
     positions = positions[positions >= 0]
     h_items, _ = engine.histories.row(user_id)
+    folds_in = not fixed_lists(st.model)
     personal = st.model is not None and (
-        engine._model_user(user_id, st) >= 0 or len(st.positions.warm(h_items, h_items)[0]) > 0
+        engine._model_user(user_id, st) >= 0
+        or (folds_in and len(st.positions.warm(h_items, h_items)[0]) > 0)
     )
     unscored: list[str] = []
     if personal:

@@ -4,16 +4,18 @@ The served model is the registered ``settings.model_name`` version aliased
 ``settings.serving_alias`` (memory-mapped from the registry's local cache). A content model for
 semantic search and cold items comes from the same model when it is a content model, or from
 ``<model_name>-content`` under the same alias when that is registered. With no registered
-model the engine serves popularity computed from the store and ``/readyz`` says so.
+model the engine serves popularity computed from the store and ``/readyz`` says so. Extra slots
+may also serve ``popularity`` or a list set stored by batch scoring (``precomputed:NAME``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
 from recstack.models.protocols import TextSearchable
@@ -21,13 +23,14 @@ from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.engine.results import FALLBACK
 from recstack.serving.engine.snapshot import ServingSnapshot
 from recstack.serving.engine.vectors import VectorBackend
-from recstack.serving.runtime.image import open_image
+from recstack.serving.runtime.image import graphs_root, open_image
 from recstack.settings import Settings
 
 log = logging.getLogger("recstack.serving")
 
 CONTENT_SUFFIX = "-content"
 POPULARITY_REF = "popularity"  # a slot reference that loads no model
+PRECOMPUTED_PREFIX = "precomputed:"  # a slot reference to a list set in the store
 
 
 @dataclass
@@ -44,6 +47,15 @@ def event_weighting(settings: Settings) -> EventWeighting:
     return settings.weighting()
 
 
+def vector_backend(settings: Settings) -> VectorBackend:
+    """The settings' vector backend; with serving images on, its HNSW graphs are saved beside
+    them, so workers and reloads map one graph per model instead of each building it."""
+    backend = VectorBackend.of(settings)
+    if settings.serving_images:
+        backend = replace(backend, index_cache=str(graphs_root(settings.home)))
+    return backend
+
+
 def registry_configured(settings: Settings) -> bool:
     """False when the default local registry was never created (nothing can be registered)."""
     if settings.mlflow_tracking_uri:
@@ -53,13 +65,28 @@ def registry_configured(settings: Settings) -> bool:
 
 def load_registered(settings: Settings, name: str) -> tuple[Any, ModelInfo] | None:
     """The model registered as ``name`` under the serving alias, or None if there is none."""
-    from recstack.registry import ModelRegistry
-
     try:
-        model, info = ModelRegistry(settings).load_with_info(name, alias=settings.serving_alias)
+        model, version = _load_version(settings, name, settings.serving_alias, None)
     except NotFoundError:
         return None
-    return model, ModelInfo(model.name, int(info.version), name)
+    return model, ModelInfo(model.name, version, name)
+
+
+def _load_version(
+    settings: Settings, name: str, alias: str | None, version: int | None
+) -> tuple[Any, int]:
+    """A registered model and its version: read straight from a local registry and the load
+    cache when they can tell (no MLflow start: two seconds of every worker's start), through
+    MLflow otherwise (a tracking server, a version not downloaded yet)."""
+    from recstack.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    alias = alias or "champion"
+    cached = registry.load_cached(name, alias=alias, version=version)
+    if cached is not None:
+        return cached
+    model, info = registry.load_with_info(name, alias=alias, version=version)
+    return model, int(info.version)
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, int | None]:
@@ -80,23 +107,44 @@ def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, int | None]
     return name, rest, None
 
 
-def load_slot_model(settings: Settings, ref: str) -> tuple[Any, ModelInfo]:
-    """The registered model a slot reference names (NotFoundError when there is none);
-    ``popularity`` is no model at all: the slot serves the live popular items."""
-    from recstack.registry import ModelRegistry
+def load_precomputed(store: Any, name: str, items: IdMap | None = None) -> tuple[Any, ModelInfo]:
+    """The store's list set ``name`` as a model (NotFoundError naming the stored sets).
 
+    The lists are indexed over ``items`` (the engine's catalogue) first, so catalogue items
+    missing from every list are not taken for items added after scoring. The version is the
+    set's generation: it changes each time the set is replaced.
+    """
+    from recstack.models.precomputed import PrecomputedRecommender
+
+    if store is None:
+        raise NotFoundError("precomputed lists need the store, and none is connected")
+    if not name:
+        raise ConfigError("give the list set's name: precomputed:NAME")
+    lists = store.precomputed.load(name)
+    model = PrecomputedRecommender.from_lists(
+        lists.users, lists.items, lists.indptr, lists.item_idx, lists.scores
+    )
+    if items is not None:
+        model = model.over_items(items)
+    return model, ModelInfo(model.name, lists.info.generation, name)
+
+
+def load_slot_model(
+    settings: Settings, ref: str, store: Any = None, items: IdMap | None = None
+) -> tuple[Any, ModelInfo]:
+    """The registered model a slot reference names (NotFoundError when there is none);
+    ``popularity`` is no model at all: the slot serves the live popular items;
+    ``precomputed:NAME`` serves the store's list set ``NAME`` (``load_precomputed``)."""
     if ref == POPULARITY_REF:
         return None, FALLBACK
+    if ref.startswith(PRECOMPUTED_PREFIX):
+        return load_precomputed(store, ref[len(PRECOMPUTED_PREFIX) :], items)
 
     if not registry_configured(settings):
         raise NotFoundError("no model registry yet: train and register a model first")
     name, alias, version = parse_ref(ref, settings.model_name)
-    registry = ModelRegistry(settings)
-    if version is not None:
-        model, info = registry.load_with_info(name, version=version)
-    else:
-        model, info = registry.load_with_info(name, alias=alias or "champion")
-    return model, ModelInfo(model.name, int(info.version), name)
+    model, found = _load_version(settings, name, alias, version)
+    return model, ModelInfo(model.name, found, name)
 
 
 def slot_specs(settings: Settings) -> dict[str, str]:
@@ -151,7 +199,7 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         model_info=model_info,
         content_info=content_info,
         weighting=weighting,
-        ann_threshold=VectorBackend.of(settings),
+        ann_threshold=vector_backend(settings),
         history_since=since,
         slot=settings.serving_alias,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,15 +22,20 @@ from typing import Any
 
 from recstack.errors import ConfigError, NotFoundError, UnavailableError
 from recstack.serving.engine import Engine, ModelInfo
-from recstack.serving.engine.vectors import VectorBackend
 from recstack.serving.runtime.broadcast import Broadcast, FileBroadcast, make_broadcast
 from recstack.serving.runtime.cache import ResponseCache, make_cache
 from recstack.serving.runtime.jobs import JobManager
 from recstack.serving.runtime.keys import KeyVerifier, Principal
-from recstack.serving.runtime.loader import load_engine, load_slot_model, slot_specs
+from recstack.serving.runtime.loader import (
+    load_engine,
+    load_slot_model,
+    slot_specs,
+    vector_backend,
+)
 from recstack.serving.runtime.metrics import Metrics
 from recstack.serving.runtime.ratelimit import RateLimiter, make_rate_limiter
 from recstack.serving.runtime.store_metrics import StoreCollector
+from recstack.serving.runtime.supervisor import STORE_CHECKED_ENV
 from recstack.serving.runtime.tokens import JwtVerifier, looks_like_jwt
 from recstack.settings import Settings
 
@@ -108,7 +114,11 @@ class AppState:
             if self.store is None:
                 from recstack.store import Store
 
-                self.store = Store.from_settings(self.settings)
+                url = self.settings.store_url
+                if os.environ.get(STORE_CHECKED_ENV) == url:  # migrated by `recstack serve`
+                    self.store = Store(url)
+                else:
+                    self.store = Store.from_settings(self.settings)
                 self._owns_store = True
             if self._slot is None:
                 self.reload()
@@ -186,11 +196,11 @@ class AppState:
         if name == engine.primary:
             return
         try:
-            model, info = load_slot_model(self.settings, ref)
+            model, info = load_slot_model(self.settings, ref, self.store, engine.catalogue.ids)
         except NotFoundError as exc:
             notes.append(f"slot {name!r} not loaded: {exc}")
             return
-        engine.set_slot(name, model, info, VectorBackend.of(self.settings))
+        engine.set_slot(name, model, info, vector_backend(self.settings))
 
     def load_slot(self, name: str, ref: str | None = None) -> ModelInfo:
         """Serve the model ``ref`` names (default: the alias ``name``) from slot ``name``.
@@ -204,8 +214,9 @@ class AppState:
             return self.engine.slot_info(name)
         with self._reload_lock:
             try:
-                model, info = load_slot_model(self.settings, ref)
-                self.engine.set_slot(name, model, info, VectorBackend.of(self.settings))
+                engine = self.engine
+                model, info = load_slot_model(self.settings, ref, self.store, engine.catalogue.ids)
+                engine.set_slot(name, model, info, vector_backend(self.settings))
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise

@@ -21,7 +21,6 @@ from recstack.serving.api.schemas import (
     error_responses,
 )
 from recstack.serving.runtime.loader import registry_configured
-from recstack.workflows.auto import AUTO
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 SlotName = Annotated[
@@ -38,6 +37,8 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
 
     Returns at once with the job; poll `GET /v1/admin/jobs/{id}`, then `POST /v1/admin/reload`
     to serve a version promoted to the serving alias."""
+    from recstack.workflows.auto import AUTO  # training code: a worker need not import it
+
     if body.model != AUTO and body.model not in MODELS:
         known = ", ".join([AUTO, *MODELS])
         raise ApiError(422, f"unknown model {body.model!r}; known: {known}")
@@ -143,8 +144,8 @@ def load_slot(
 ) -> dict:
     """Serve a registered model from a named slot beside the others (`?slot=` on the
     recommendation routes picks it); loading or replacing one slot leaves the others serving.
-    Every worker loads it. `ref` is an alias, a version or `NAME:VERSION`; default: the slot's
-    name as an alias."""
+    Every worker loads it. `ref` is an alias, a version or `NAME:VERSION`, or `precomputed:SET`
+    for a list set in the store (404 when there is none); default: the slot's name as an alias."""
     state = request.app.state.recstack
     ref = body.ref if body is not None else None
     state.load_slot(slot, ref)
