@@ -82,6 +82,37 @@ def fill_store(store: Store, planted: tuple[pd.DataFrame, pd.DataFrame]) -> None
     store.ingest(LoadedData(interactions=inter, items=items, source="planted"))
 
 
+def champion_challenger_home(
+    home: Path,
+    planted: tuple[pd.DataFrame, pd.DataFrame],
+    planted_ds: Dataset,
+    scopes: tuple[str, ...],
+    *,
+    content: bool = False,
+) -> tuple[Settings, dict[str, dict[str, str]]]:
+    """A home with planted data and two registered versions, 1 ALS (champion) and 2 item-kNN
+    (challenger), plus a content model for search when ``content``; a header per key scope."""
+    from recstack.registry import ModelRegistry
+    from recstack.serving.runtime.loader import CONTENT_SUFFIX
+
+    settings = Settings(home=home, rate_limit_per_minute=1_000_000, cache_ttl_seconds=0)
+    settings.ensure_home()
+    store = Store.from_settings(settings)
+    fill_store(store, planted)
+    registry = ModelRegistry(settings)
+    v1 = registry.log_model(create_model("als", factors=4, iterations=5).fit(planted_ds))
+    registry.promote(settings.model_name, v1.version, "champion")
+    v2 = registry.log_model(create_model("itemknn").fit(planted_ds))
+    registry.promote(settings.model_name, v2.version, "challenger")
+    if content:
+        content_name = settings.model_name + CONTENT_SUFFIX
+        vc = registry.log_model(create_model("content").fit(planted_ds), name=content_name)
+        registry.promote(content_name, vc.version, settings.serving_alias)
+    keys = {s: store.create_api_key(s, s)[0] for s in scopes}
+    store.close()
+    return settings, {s: {"Authorization": f"Bearer {k}"} for s, k in keys.items()}
+
+
 @pytest.fixture(scope="session")
 def fill() -> Callable[[Store, tuple[pd.DataFrame, pd.DataFrame]], None]:
     """The function that ingests planted data into a store."""

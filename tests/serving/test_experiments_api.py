@@ -11,13 +11,10 @@ from fastapi.testclient import TestClient
 
 from recstack.experiments.assignment import assign
 from recstack.experiments.config import Experiment
-from recstack.models.catalog import create_model
-from recstack.registry import ModelRegistry
 from recstack.serving.api.app import create_app
 from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.experiments import runtime_of
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
-from recstack.settings import Settings
 from recstack.store import Store
 from recstack.workflows.experiment_ope import ope_estimates
 from recstack.workflows.experiments import experiment_results
@@ -39,21 +36,10 @@ TABLES = (
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory, planted, planted_ds):
     """A home with two registered versions: 1 ALS (champion), 2 item-kNN (challenger)."""
-    from tests.serving.conftest import fill_store
+    from tests.serving.conftest import champion_challenger_home
 
     home = tmp_path_factory.mktemp("experiments") / "home"
-    settings = Settings(home=home, rate_limit_per_minute=1_000_000, cache_ttl_seconds=0)
-    settings.ensure_home()
-    store = Store.from_settings(settings)
-    fill_store(store, planted)
-    registry = ModelRegistry(settings)
-    v1 = registry.log_model(create_model("als", factors=4, iterations=5).fit(planted_ds))
-    registry.promote(settings.model_name, v1.version, "champion")
-    v2 = registry.log_model(create_model("itemknn").fit(planted_ds))
-    registry.promote(settings.model_name, v2.version, "challenger")
-    keys = {s: store.create_api_key(s, s)[0] for s in ("read", "write", "admin")}
-    store.close()
-    return settings, {s: {"Authorization": f"Bearer {k}"} for s, k in keys.items()}
+    return champion_challenger_home(home, planted, planted_ds, ("read", "write", "admin"))
 
 
 @pytest.fixture

@@ -7,11 +7,7 @@ from fastapi.testclient import TestClient
 
 from recstack.experiments.assignment import assign
 from recstack.experiments.config import Experiment
-from recstack.models.catalog import create_model
-from recstack.registry import ModelRegistry
 from recstack.serving.api.app import create_app
-from recstack.serving.runtime.loader import CONTENT_SUFFIX
-from recstack.settings import Settings
 from recstack.store import Store
 
 pytestmark = pytest.mark.torch
@@ -22,24 +18,10 @@ USERS = [f"u{n}" for n in range(60)]
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, planted, planted_ds):
     """ALS champion, item-kNN challenger and a content model beside them for search."""
-    from tests.serving.conftest import fill_store
+    from tests.serving.conftest import champion_challenger_home
 
     home = tmp_path_factory.mktemp("search-experiment") / "home"
-    settings = Settings(home=home, rate_limit_per_minute=1_000_000, cache_ttl_seconds=0)
-    settings.ensure_home()
-    store = Store.from_settings(settings)
-    fill_store(store, planted)
-    registry = ModelRegistry(settings)
-    v1 = registry.log_model(create_model("als", factors=4, iterations=5).fit(planted_ds))
-    registry.promote(settings.model_name, v1.version, "champion")
-    v2 = registry.log_model(create_model("itemknn").fit(planted_ds))
-    registry.promote(settings.model_name, v2.version, "challenger")
-    content_name = settings.model_name + CONTENT_SUFFIX
-    vc = registry.log_model(create_model("content").fit(planted_ds), name=content_name)
-    registry.promote(content_name, vc.version, settings.serving_alias)
-    keys = {s: store.create_api_key(s, s)[0] for s in ("read", "admin")}
-    store.close()
-    return settings, {s: {"Authorization": f"Bearer {k}"} for s, k in keys.items()}
+    return champion_challenger_home(home, planted, planted_ds, ("read", "admin"), content=True)
 
 
 def test_search_in_an_experiment_logs_an_exposure_with_the_arm(home):
