@@ -126,3 +126,27 @@ def test_experiment_status_changes_are_compare_and_set(store):
     with pytest.raises(NotFoundError):
         store.experiments.change("other", ("draft",), lambda d, r: d)
     assert [d["key"] for d in store.experiments.list("running")] == ["k"]
+
+
+def test_experiment_index_holds_only_experiment_lists_and_serves_their_reads(store):
+    """The (experiment, arm, user) index is partial (lists outside experiments are most of the
+    log and never read through it), and a read of one experiment still uses it."""
+    store.exposures.add_exposures(
+        [exposure("r1", "u1", "a", 10.0), exposure("r2", "u2", None, 20.0)]
+    )
+    read = "SELECT arm, user_id FROM exposures WHERE experiment = 'exp'"
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            definition = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_exposures_experiment_arm'"
+            ).scalar_one()
+            plan = " ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {read}"))
+        else:
+            definition = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_exposures_experiment_arm'"
+            ).scalar_one()
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {read}"))
+        assert [tuple(r) for r in conn.exec_driver_sql(read)] == [("a", "u1")]
+    assert "experiment IS NOT NULL" in definition.replace("(", "").replace(")", "")
+    assert "ix_exposures_experiment_arm" in plan

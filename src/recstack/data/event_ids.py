@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -164,16 +165,39 @@ def with_occurrence(keys: pd.Series, sep: str, *, first_bare: bool = False) -> p
     return keys + sep + occurrence.astype("str")
 
 
-def new_event_id() -> str:
-    """A fresh id for an event posted without one: 32 hex digits, milliseconds since the epoch
-    first and 80 random bits after.
+class _IdSource:
+    """This process's random 48-bit tag and a counter (both redrawn in a forked child)."""
 
-    Ids that grow with time are appended near the end of the store's unique event_id index
-    instead of landing on a random page of it (as random UUIDs do), so each write touches
-    fewer index pages.
+    def __init__(self) -> None:
+        self.reset()
 
-    >>> a, b = new_event_id(), new_event_id()
-    >>> len(a), a != b, a[:12] <= b[:12]
-    (32, True, True)
+    def reset(self) -> None:
+        self.tag = os.urandom(6).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_SOURCE = _IdSource()
+os.register_at_fork(after_in_child=_SOURCE.reset)
+
+
+def time_ordered_id() -> str:
+    """A fresh unique id: 32 hex digits, milliseconds since the epoch first, then this
+    process's random 48-bit tag and a 32-bit counter. Used for events posted without an id,
+    served lists (``recommendation_id``) and requests.
+
+    Ids that grow with time are appended near the end of a unique index (the store's
+    ``event_id``, the exposure log's ``recommendation_id``) instead of landing on a random page
+    of it (as random UUIDs do), so each write touches fewer index pages. The tag keeps
+    processes apart (80 random bits per process, as in the random part of a UUID) and the
+    counter keeps one process's ids apart without asking the OS for randomness per id.
+
+    >>> a, b = time_ordered_id(), time_ordered_id()
+    >>> len(a), a != b, a[:12] <= b[:12], a[12:24] == b[12:24]
+    (32, True, True, True)
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return (
+        f"{time.time_ns() // 1_000_000:012x}{_SOURCE.tag}{next(_SOURCE.counter) & 0xFFFFFFFF:08x}"
+    )
+
+
+new_event_id = time_ordered_id  # the id of an event posted without one

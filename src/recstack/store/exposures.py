@@ -352,11 +352,14 @@ _ADD_EXPOSURES_POSTGRES = f"""
 """
 
 
+_EXPERIMENT = EXPOSURE_COLUMNS.index("experiment")
+
+
 def _add_exposures_sqlite(cursor: Any, values: list[tuple[Any, ...]]) -> int:
     before = cursor.execute("SELECT coalesce(max(id), 0) FROM exposures").fetchone()[0]
     cursor.executemany(_INSERT_EXPOSURES, values)
     added = max(cursor.rowcount, 0)  # the rows inserted, summed over the batch
-    if added:
+    if added and any(row[_EXPERIMENT] is not None for row in values):  # else nothing to sum
         cursor.execute(_ROLL_UP_NEW_EXPOSURES, (before,))
     return added
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -148,7 +149,15 @@ exposures = Table(
     Column("model", String(64), nullable=False),
     Column("model_version", Integer, nullable=True),
     Column("items", JSON, nullable=False),
-    Index("ix_exposures_experiment_arm", "experiment", "arm", "user_id"),
+    # Partial: most served lists are in no experiment, and every reader asks for one (0007).
+    Index(
+        "ix_exposures_experiment_arm",
+        "experiment",
+        "arm",
+        "user_id",
+        sqlite_where=text("experiment IS NOT NULL"),
+        postgresql_where=text("experiment IS NOT NULL"),
+    ),
     Index("ix_exposures_user_served", "user_id", "served_at"),
 )
 

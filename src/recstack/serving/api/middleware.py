@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recstack import tracing
+from recstack.data.event_ids import time_ordered_id
 from recstack.serving.api.audit import audit_admin_action, is_admin_action
 from recstack.serving.api.errors import error_body
 from recstack.serving.runtime.logs import log_request
@@ -115,7 +115,7 @@ def _request_id(scope: Scope) -> str:
             if _SAFE_ID.match(given):
                 return given
             break
-    return uuid.uuid4().hex
+    return time_ordered_id()
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -14,13 +14,13 @@ slot itself, so a champion arm costs no second copy of the model.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from recstack.data.event_ids import time_ordered_id
 from recstack.errors import ConfigError, NotFoundError
 from recstack.experiments.assignment import Assignment, assign_any
 from recstack.experiments.config import POPULARITY, TWO_STAGE, Experiment, validated
@@ -156,7 +156,7 @@ class ExperimentRuntime:
 
         ``extras`` adds per-position fields to the logged items (``team``, ``propensity``).
         """
-        recommendation_id = os.urandom(16).hex()  # a random 128-bit id, 4x cheaper than uuid4
+        recommendation_id = time_ordered_id()  # appended to the exposure log's unique index
         tag = None
         if assignment is not None:
             tag = {"key": assignment.experiment.key, "arm": arm or assignment.arm}

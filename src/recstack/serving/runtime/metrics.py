@@ -117,6 +117,7 @@ class Metrics:
         # (method, route, status) -> its latency histogram and response counter children:
         # resolving labels costs more per request than the observation itself
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._exposure_children: dict[tuple[str, str, str], Any] = {}
 
     def add_collector(self, collector: Any) -> None:
         """Also expose ``collector``'s series (read at scrape time, never summed over workers)."""
@@ -125,8 +126,12 @@ class Metrics:
             self.registry.register(collector)
 
     def exposure(self, surface: str, experiment: str | None, arm: str | None) -> None:
-        """Count one served list (per experiment arm)."""
-        self.exposures_served.labels(surface, experiment or "", arm or "").inc()
+        """Count one served list (per experiment arm; label children resolved once)."""
+        key = (surface, experiment or "", arm or "")
+        child = self._exposure_children.get(key)
+        if child is None:
+            child = self._exposure_children[key] = self.exposures_served.labels(*key)
+        child.inc()
 
     def set_model(self, name: str, version: int | None, registered_name: str | None) -> None:
         """Mark the served model (and unmark the previous one)."""
