@@ -65,9 +65,29 @@ def test_exposures_are_written_once_and_found_by_id_and_by_user(store):
     found = store.exposures.find(["r1", "r2", "nope"])
     assert set(found) == {"r1", "r2"}
     assert found["r1"]["items"][1] == {"item_id": "i2", "position": 1, "score": 0.0}
-    recent = store.exposures.recent_for_users(["u1"], since=15.0)
-    assert [r["recommendation_id"] for r in recent] == ["r2"]
     assert store.exposures.count("exp") == 1
+
+
+def test_latest_showing_finds_each_pairs_newest_list_in_the_window(store):
+    store.exposures.add_exposures(
+        [
+            exposure("old", "u1", "a", 10.0, items=("i1", "i2")),
+            exposure("mid", "u1", "a", 20.0, items=("i1", "i10")),
+            exposure("new", "u1", "a", 30.0, items=("i3",)),
+            exposure("other", "u2", None, 25.0, items=("i2", 'q"uote')),
+        ]
+    )
+    pairs = [("u1", "i1"), ("u1", "i2"), ("u1", "i1x"), ("u2", 'q"uote'), ("u3", "i1")]
+    found = store.exposures.latest_showing(pairs, since=15.0)
+    assert {k: v["recommendation_id"] for k, v in found.items()} == {
+        ("u1", "i1"): "mid",  # the newest list showing i1 ("new" does not, "old" is older)
+        ("u2", 'q"uote'): "other",  # ids are matched as JSON strings, escapes included
+    }  # i2 only in a list before the window; "i1x" and "i10" are not "i1"
+    assert found[("u1", "i1")]["items"][1] == {"item_id": "i10", "position": 1, "score": 0.0}
+    assert found[("u2", 'q"uote')]["arm"] is None
+    assert (
+        store.exposures.latest_showing(pairs, since=0.0)[("u1", "i2")]["recommendation_id"] == "old"
+    )
 
 
 def test_user_metrics_agree_with_a_hand_count(store):

@@ -103,19 +103,58 @@ class ExposureStore:
                     found[row["recommendation_id"]] = dict(row)
         return found
 
-    def recent_for_users(self, user_ids: Iterable[str], since: float) -> list[dict[str, Any]]:
-        """Exposures of these users served at or after ``since``, newest first."""
-        users = list(dict.fromkeys(user_ids))
-        rows: list[dict[str, Any]] = []
+    def latest_showing(
+        self, pairs: Iterable[tuple[str, str]], since: float
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """For each ``(user_id, item_id)``: that user's latest exposure served at or after
+        ``since`` that showed the item (absent when none did).
+
+        A user's lists are read newest first as stored JSON text and only one naming a wanted
+        item is decoded: while an experiment runs, every event posted without a
+        ``recommendation_id`` asks this, and a user's day of lists then costs a substring test
+        each instead of a JSON parse each.
+        """
+        wanted: dict[str, dict[str, tuple[str, str]]] = {}
+        for user, item in pairs:
+            quoted = orjson.dumps(item).decode()
+            wanted.setdefault(user, {})[item] = (f'"item_id":{quoted}', f'"item_id": {quoted}')
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        columns = (
+            exposures.c.recommendation_id,
+            exposures.c.user_id,
+            exposures.c.served_at,
+            exposures.c.experiment,
+            exposures.c.arm,
+            sa.cast(exposures.c["items"], sa.Text),  # the text as stored, not decoded by the driver
+        )
+        users = list(wanted)
         with read_transaction(self.engine) as conn:
             for start in range(0, len(users), LOOKUP_CHUNK):
-                chunk = users[start : start + LOOKUP_CHUNK]
-                query = sa.select(exposures).where(
-                    exposures.c.user_id.in_(chunk), exposures.c.served_at >= since
+                query = (
+                    sa.select(*columns)
+                    .where(
+                        exposures.c.user_id.in_(users[start : start + LOOKUP_CHUNK]),
+                        exposures.c.served_at >= since,
+                    )
+                    .order_by(exposures.c.served_at.desc())
                 )
-                rows.extend(dict(r) for r in conn.execute(query).mappings())
-        rows.sort(key=lambda r: r["served_at"], reverse=True)
-        return rows
+                for rid, user, served_at, experiment, arm, text in conn.execute(query):
+                    items = wanted[user]
+                    shown = [i for i, (a, b) in items.items() if a in text or b in text]
+                    if not shown:
+                        continue
+                    exposure = {
+                        "recommendation_id": rid,
+                        "user_id": user,
+                        "served_at": served_at,
+                        "experiment": experiment,
+                        "arm": arm,
+                        "items": orjson.loads(text),
+                    }
+                    for item in shown:
+                        found[(user, item)] = exposure
+                        del items[item]
+        return found
 
     def count(self, experiment: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(exposures)

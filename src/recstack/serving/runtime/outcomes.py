@@ -59,8 +59,9 @@ def outcome_rows(
         shown = ", ".join(repr(r) for r in unknown[:5])
         raise InvalidRequestError(f"unknown recommendation_id {shown}: no list was served with it")
     rows: list[dict[str, Any]] = []
-    unreferenced = [i for i, ref in enumerate(refs) if not ref]
-    recent = _recent(state, [events[i] for i in unreferenced], now)
+    unreferenced = [(e[1], e[2]) for e, ref in zip(events, refs, strict=True) if not ref]
+    since = now - state.settings.attribution_window_seconds
+    latest = exposures.latest_showing(unreferenced, since) if unreferenced else {}
     for index, event in enumerate(events):
         ref = refs[index]
         if ref:
@@ -70,29 +71,11 @@ def outcome_rows(
                     f"recommendation_id {ref!r} was served to another user, not {event[1]!r}"
                 )
         else:
-            exposure = _latest_showing(recent.get(event[1], ()), event[2])
+            exposure = latest.get((event[1], event[2]))
             if exposure is None:
                 continue
         rows.append(_row(event, exposure))
     return rows
-
-
-def _recent(state: AppState, events: Sequence[Event], now: float) -> dict[str, list[dict]]:
-    if not events:
-        return {}
-    assert state.store is not None
-    since = now - state.settings.attribution_window_seconds
-    by_user: dict[str, list[dict]] = {}
-    for row in state.store.exposures.recent_for_users([e[1] for e in events], since):
-        by_user.setdefault(row["user_id"], []).append(row)
-    return by_user
-
-
-def _latest_showing(exposures: Sequence[dict], item_id: str) -> dict | None:
-    for exposure in exposures:  # newest first
-        if any(item["item_id"] == item_id for item in exposure["items"]):
-            return exposure
-    return None
 
 
 def _row(event: Event, exposure: dict[str, Any]) -> dict[str, Any]:
