@@ -106,3 +106,53 @@ def test_an_engine_on_an_image_serves_what_one_on_a_snapshot_serves(home, als_mo
         assert a.cold_start == b.cold_start
         assert dict(mapped.history(user)) == pytest.approx(dict(direct.history(user)))
     assert np.array_equal(mapped.histories.popularity(120), direct.histories.popularity(120))
+
+
+def test_an_image_with_a_long_delta_is_extended_to_what_a_rewrite_holds(
+    home, als_model, monkeypatch
+):
+    settings, store = home
+    info, weighting = ModelInfo("als", 1, "recstack"), settings.weighting()
+    open_image(settings.home, store, als_model.items, info, weighting, None, als_model.users)
+    monkeypatch.setattr(image_module, "MAX_DELTA", 2)
+    store.add_events(
+        [
+            ("late-1", "u3", "i7", "purchase", None, 1_700_000_000, None),
+            ("late-2", "u3", "i7", "view", None, 1_700_000_001, None),  # the same pair again
+            ("late-3", "newcomer", "i9", "view", None, 1_700_000_002, None),
+            ("late-4", "newcomer", "brand-new", "complete", None, 1_700_000_003, None),
+        ],
+        create_items=True,
+    )
+    write = image_module._write
+    monkeypatch.setattr(image_module, "_write", None)  # extending must not read every event
+    extended = open_image(
+        settings.home, store, als_model.items, info, weighting, None, als_model.users
+    )
+    assert extended.built and len(extended.delta) == 0  # the delta went into the arrays
+    monkeypatch.setattr(image_module, "_write", write)
+    delete_images(settings.home)
+    rewritten = open_image(
+        settings.home, store, als_model.items, info, weighting, None, als_model.users
+    )
+    assert rewritten.built
+
+    def rows(image):
+        snap = image.snapshot
+        out = {}
+        for user in ("u0", "u3", "u17", "newcomer"):
+            row = snap.matrix.getrow(snap.users.index(user))
+            out[user] = dict(
+                zip(snap.item_ids.externals(row.indices), row.data.tolist(), strict=True)
+            )
+        return out
+
+    got, expected = rows(extended), rows(rewritten)
+    assert got.keys() == expected.keys()
+    for user in got:
+        assert got[user] == pytest.approx(expected[user])
+    assert got["newcomer"] == {"i9": 1.0, "brand-new": 4.0}
+    assert set(rewritten.snapshot.item_ids.ids) <= set(extended.snapshot.item_ids.ids)
+    assert (
+        extended.snapshot.users.ids[: len(als_model.users)].tolist() == als_model.users.ids.tolist()
+    )

@@ -37,9 +37,12 @@ def count_users(engine: Engine, upto_user_id: int) -> int:
         return int(conn.execute(query).scalar() or 0)
 
 
-def events_after(engine: Engine, after_event_id: int, since: int | None = None) -> pd.DataFrame:
-    """Interactions stored after ``after_event_id`` (``timestamp >= since`` if given), oldest
-    first, with external ids: ``user_id, item_id, event_type, value, timestamp``."""
+def events_after(
+    engine: Engine, after_event_id: int, since: int | None = None, upto: int | None = None
+) -> pd.DataFrame:
+    """Interactions stored after ``after_event_id`` (up to ``upto`` and ``timestamp >= since``
+    if given), oldest first, with external ids: ``user_id, item_id, event_type, value,
+    timestamp``."""
     query = (
         sa.select(
             users.c.external_id.label("user_id"),
@@ -55,6 +58,8 @@ def events_after(engine: Engine, after_event_id: int, since: int | None = None) 
     )
     if since is not None:
         query = query.where(interactions.c.timestamp >= since)
+    if upto is not None:
+        query = query.where(interactions.c.id <= upto)
     with engine.connect() as conn:
         compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
         rows = driver_connection(conn).execute(str(compiled)).fetchall()  # no per-row ORM work

@@ -131,10 +131,13 @@ class Store:
         """Users with a surrogate id at or below ``upto_user_id`` (fewer after a purge)."""
         return marks.count_users(self.engine, upto_user_id)
 
-    def events_after(self, after_event_id: int, since: int | None = None) -> pd.DataFrame:
-        """Events stored after a mark's ``max_event_id``, oldest first, with external ids."""
+    def events_after(
+        self, after_event_id: int, since: int | None = None, upto: int | None = None
+    ) -> pd.DataFrame:
+        """Events stored after a mark's ``max_event_id`` (up to ``upto``, another mark's),
+        oldest first, with external ids."""
         with tracing.span("recstack.store.events_after"):
-            return marks.events_after(self.engine, after_event_id, since)
+            return marks.events_after(self.engine, after_event_id, since, upto)
 
     def catalogue(self) -> tuple[IdMap, pd.DataFrame]:
         """Every item (surrogate id order) and its ``title, text, attributes, active``."""

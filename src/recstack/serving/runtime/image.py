@@ -6,8 +6,9 @@ hundreds of MiB of private memory. An image holds them as ``.npy`` files (a CSR 
 model's item order, rows sorted by column), written by the first process that needs it under a
 file lock; every other worker maps the same pages. Events stored after the image (ids above
 its mark) are read from the store and applied on top. A new image is written when that delta
-grows past ``MAX_DELTA`` events, when the store lost users the image holds (a purge, whose
-images are deleted at once), or for a new model version, weighting or history window.
+grows past ``MAX_DELTA`` events (the image's arrays plus that delta, without reading the
+store's other events), when the store lost users the image holds (a purge, whose images are
+deleted at once; written anew), or for a new model version, weighting or history window.
 """
 
 from __future__ import annotations
@@ -104,9 +105,12 @@ def open_image(
     directory = root / key
     built = False
     with file_lock(root / "images.lock"):
-        meta = _valid_meta(directory, store)
-        if meta is None:
-            meta = _write(directory, store, item_order, user_order, weighting, since)
+        meta, usable = _read_meta(directory, store)
+        if not usable:
+            if meta is not None:  # only the delta grew too long: add it to the image's arrays
+                meta = _extend(directory, meta, store, weighting, since)
+            else:
+                meta = _write(directory, store, item_order, user_order, weighting, since)
             built = True
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     users = _ids(json.loads((directory / "users.json").read_text()), user_order)
@@ -130,19 +134,63 @@ def _ids(ids: list[str], order: IdMap | None) -> IdMap:
     return IdMap(np.concatenate([order.ids, np.asarray(ids[n:], dtype=object)]))
 
 
-def _valid_meta(directory: Path, store: Any) -> dict[str, Any] | None:
-    """The image's metadata when it can still be used, else None."""
+def _read_meta(directory: Path, store: Any) -> tuple[dict[str, Any] | None, bool]:
+    """The image's metadata and whether it can be used as it is. The metadata is None when
+    the image must be written anew (missing, or users it holds were purged); otherwise it can
+    be used, or extended when too many events were stored after it."""
     path = directory / "meta.json"
     if not path.exists():
-        return None
+        return None, False
     meta = json.loads(path.read_text())
     mark = meta["mark"]
     now = store.change_mark()
     if store.count_users(upto_user_id=mark["max_user_id"]) != mark["users"]:
-        return None  # users the image holds were purged
-    if now["max_event_id"] - mark["max_event_id"] > MAX_DELTA:
-        return None
-    return meta
+        return None, False  # users the image holds were purged
+    return meta, now["max_event_id"] - mark["max_event_id"] <= MAX_DELTA
+
+
+def _extend(
+    directory: Path, meta: dict[str, Any], store: Any, weighting: EventWeighting, since: int | None
+) -> dict[str, Any]:
+    """The image plus the events stored after it, as a new image of the same key.
+
+    Weights of repeated (user, item) pairs add up and an image's window start is fixed by its
+    key, so the image's matrix plus the delta's is what a new snapshot would hold; reading a
+    few hundred thousand events instead of every stored one keeps a restart after a busy day
+    as quick as any other. New users and items are appended to the image's orders.
+    """
+    start = time.perf_counter()
+    mark = store.change_mark()
+    after = int(meta["mark"]["max_event_id"])
+    delta = store.events_after(after, since=since, upto=mark["max_event_id"])
+    weights = np.asarray(weighting.weights(delta["event_type"], delta["value"]), dtype=np.float32)
+    kept = ~np.isnan(weights)  # events the weighting drops (below its min_value)
+    delta_users, delta_items = delta["user_id"][kept], delta["item_id"][kept]
+    old_users = IdMap(json.loads((directory / "users.json").read_text()))
+    old_items = IdMap(json.loads((directory / "items.json").read_text()))
+    users = old_users.extend(delta_users)
+    items = old_items.extend(store.catalogue()[0].ids)  # the whole catalogue, as ``_write``
+    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    indptr = np.concatenate(
+        [arrays["indptr"], np.full(len(users) - len(old_users), arrays["indptr"][-1])]
+    )
+    shape = (len(users), len(items))
+    matrix = sp.csr_matrix((arrays["data"], arrays["indices"], indptr), shape=shape)
+    added = sp.csr_matrix(
+        (weights[kept], (users.indices(delta_users), items.indices(delta_items))), shape=shape
+    )
+    matrix = (matrix + added).tocsr()
+    matrix.sort_indices()
+    written = _save(directory, matrix, users, items, mark)
+    log.info(
+        "serving image extended in %.1fs by %d events: %d users, %d items, %d pairs",
+        time.perf_counter() - start,
+        len(delta),
+        len(users),
+        len(items),
+        matrix.nnz,
+    )
+    return written
 
 
 def _write(
@@ -165,6 +213,22 @@ def _write(
         rows = dataset.users.indices(users.ids)  # -1: a user the store no longer has
         padded = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]), dtype=matrix.dtype)])
         matrix = padded.tocsr()[np.where(rows >= 0, rows, matrix.shape[0])]
+    meta = _save(directory, matrix, users, ids, mark)
+    log.info(
+        "serving image written in %.1fs: %d users, %d items, %d events",
+        time.perf_counter() - start,
+        len(users),
+        len(ids),
+        matrix.nnz,
+    )
+    return meta
+
+
+def _save(
+    directory: Path, matrix: sp.csr_matrix, users: IdMap, items: IdMap, mark: dict[str, Any]
+) -> dict[str, Any]:
+    """Write an image's arrays, orders and metadata, replacing ``directory`` atomically (a
+    worker that mapped the old files keeps reading them until it reloads)."""
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -173,16 +237,9 @@ def _write(
     np.save(tmp / "indices.npy", np.asarray(matrix.indices, dtype=np.int32))
     np.save(tmp / "data.npy", np.asarray(matrix.data, dtype=np.float32))
     (tmp / "users.json").write_text(json.dumps(users.ids.tolist()))
-    (tmp / "items.json").write_text(json.dumps(ids.ids.tolist()))
+    (tmp / "items.json").write_text(json.dumps(items.ids.tolist()))
     meta = {"format": FORMAT, "mark": mark, "nnz": int(matrix.nnz), "built_at": time.time()}
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
-    log.info(
-        "serving image written in %.1fs: %d users, %d items, %d events",
-        time.perf_counter() - start,
-        len(users),
-        len(ids),
-        matrix.nnz,
-    )
     return meta
