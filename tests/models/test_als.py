@@ -112,3 +112,9 @@ def test_gpu_without_cuda_is_a_config_error() -> None:
         pytest.skip("implicit has CUDA here")
     with pytest.raises(ConfigError, match="CUDA"):
         ALSRecommender(use_gpu=True).fit(planted_dataset(n_users=20, n_items=10, per_user=3))
+
+
+def test_default_factors_are_128() -> None:
+    model = ALSRecommender(iterations=1).fit(planted_dataset(n_users=30, n_items=20, per_user=5))
+    assert model.config.factors == 128
+    assert model.item_factors.shape == (20, 128)

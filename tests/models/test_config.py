@@ -39,7 +39,7 @@ def test_unknown_parameter_names_model_parameter_and_valid_ranges() -> None:
     assert isinstance(error, InvalidParamsError) and isinstance(error, ValueError)
     message = str(error)
     assert message.startswith("als: unknown parameter 'factorz'; valid parameters: ")
-    assert "factors (int, >= 1, <= 4096, default 64)" in message
+    assert "factors (int, >= 1, <= 4096, default 128)" in message
     assert "regularization (float or None, >= 0.0, default None)" in message
     assert "random_state (int or None, >= 0, default 0)" in message
     assert error.model == "als" and error.parameters == ["factorz"]

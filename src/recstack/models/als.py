@@ -81,6 +81,7 @@ def als_fold_in(
 TARGET_CONFIDENCE = 10.0  # alpha × the mean observed weight, when alpha is not given
 REGULARIZATION_PER_CONFIDENCE = 5.5  # λ in units of a typical observed pair's confidence
 FULL_REGULARIZATION_AT = 30.0  # mean interactions per user from which λ stops growing
+DEFAULT_FACTORS = 128  # 64 lost 4% NDCG@10 to tuned ALS on ml-latest-small; 128 does not
 
 
 def auto_alpha(mean_weight: float) -> float:
@@ -110,7 +111,13 @@ def auto_regularization(alpha: float, mean_weight: float, per_user: float) -> fl
 class ALSConfig(ModelConfig):
     """Parameters of ``ALSRecommender``."""
 
-    factors: int = Field(64, ge=1, le=4096, description="Latent dimensions.")
+    factors: int = Field(
+        DEFAULT_FACTORS,
+        ge=1,
+        le=4096,
+        description="Latent dimensions (128: as good as 64 on MovieLens-100K, 4% better NDCG@10 "
+        "on the sparser ml-latest-small).",
+    )
     regularization: float | None = Field(
         None,
         ge=0.0,
