@@ -164,9 +164,13 @@ def count_exposures(home: Path) -> int:
 
 
 def start_aa_experiment(base: str, admin_key: str) -> None:
-    """Create and start a two-arm A/A experiment (both arms the champion) on all traffic."""
-    import urllib.request
-
+    """Create and start a two-arm A/A experiment (both arms the champion) on all traffic, after
+    stopping any left running by an earlier run on the same home (two experiments on all
+    traffic in one namespace would share users, which the server refuses)."""
+    listed = json.loads(_admin(base, admin_key, "GET", "/v1/experiments"))
+    for experiment in listed:
+        if experiment["key"].startswith("load-aa-") and experiment["status"] == "running":
+            _admin(base, admin_key, "POST", f"/v1/experiments/{experiment['key']}/stop", {})
     key = f"load-aa-{int(time.time())}"
     body = {
         "key": key,
@@ -176,15 +180,21 @@ def start_aa_experiment(base: str, admin_key: str) -> None:
         ],
         "traffic": 1.0,
     }
-    for path, payload in (("/v1/experiments", body), (f"/v1/experiments/{key}/start", None)):
-        request = urllib.request.Request(
-            base + path,
-            data=json.dumps(payload or {}).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_key}"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+    _admin(base, admin_key, "POST", "/v1/experiments", body)
+    _admin(base, admin_key, "POST", f"/v1/experiments/{key}/start", {})
+
+
+def _admin(base: str, admin_key: str, method: str, path: str, payload: Any = None) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(
+        base + path,
+        data=None if payload is None else json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_key}"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
 
 
 def free_port() -> int:
@@ -274,8 +284,10 @@ def _children_cpu() -> float:
 
 
 def server_memory(pgid: int) -> dict[str, float]:
-    """RSS and PSS (MiB) summed over every process of the server's process group."""
-    rss = pss = 0
+    """RSS and PSS (MiB) summed over every process of the server's process group, and PSS split
+    into anonymous memory (heaps, arrays built in the process) and file-backed pages (mapped
+    serving images, HNSW graphs and libraries: shared, and reclaimable by the kernel)."""
+    rss = pss = anon = file = 0
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -289,10 +301,18 @@ def server_memory(pgid: int) -> dict[str, float]:
             rss += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
             rollup = (entry / "smaps_rollup").read_text()
             pss += int(re.search(r"Pss:\s+(\d+)", rollup).group(1))
+            anon += int(re.search(r"Pss_Anon:\s+(\d+)", rollup).group(1))
+            file += int(re.search(r"Pss_File:\s+(\d+)", rollup).group(1))
             pids.append(int(entry.name))
         except (OSError, AttributeError, ValueError):
             continue
-    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": len(pids)}
+    return {
+        "rss_mib": rss / 1024,
+        "pss_mib": pss / 1024,
+        "pss_anon_mib": anon / 1024,
+        "pss_file_mib": file / 1024,
+        "processes": len(pids),
+    }
 
 
 # ---- wrk: closed-loop throughput ---------------------------------------------------------------
@@ -680,6 +700,7 @@ def main() -> int:
                     "server RSS / PSS idle (MiB)",
                     f"{memory_idle['rss_mib']:,.0f} / {memory_idle['pss_mib']:,.0f}",
                 ),
+                ("  PSS idle: anonymous / file-backed (MiB)", _split(memory_idle)),
                 ("server processes", f"{memory_loaded['processes']}"),
                 ("server startup (s)", f"{startup_s:.1f}"),
             ]
@@ -697,6 +718,7 @@ def main() -> int:
                     "  PSS after soak (MiB) / vs idle",
                     f"{after['pss_mib']:,.0f} / {after['pss_mib'] / memory_idle['pss_mib'] - 1:+.1%}",
                 ),
+                ("  PSS after soak: anonymous / file-backed (MiB)", _split(after)),
             ]
         width = max(len(r[0]) for r in rows)
         print(
@@ -707,6 +729,10 @@ def main() -> int:
         print()
     print(json.dumps(result))
     return 0
+
+
+def _split(memory: dict) -> str:
+    return f"{memory['pss_anon_mib']:,.0f} / {memory['pss_file_mib']:,.0f}"
 
 
 def _event_rows(batched: dict, single: dict) -> list[tuple[str, str]]:
