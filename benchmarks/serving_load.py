@@ -163,14 +163,16 @@ def count_exposures(home: Path) -> int:
         store.close()
 
 
-def start_aa_experiment(base: str, admin_key: str) -> None:
-    """Create and start a two-arm A/A experiment (both arms the champion) on all traffic, after
-    stopping any left running by an earlier run on the same home (two experiments on all
-    traffic in one namespace would share users, which the server refuses)."""
-    listed = json.loads(_admin(base, admin_key, "GET", "/v1/experiments"))
-    for experiment in listed:
+def stop_aa_experiments(base: str, admin_key: str) -> None:
+    """Stop the A/A experiments earlier ``--experiment`` runs left running on this home: a
+    plain run measures serving without one, and a new one would share their users."""
+    for experiment in json.loads(_admin(base, admin_key, "GET", "/v1/experiments")):
         if experiment["key"].startswith("load-aa-") and experiment["status"] == "running":
             _admin(base, admin_key, "POST", f"/v1/experiments/{experiment['key']}/stop", {})
+
+
+def start_aa_experiment(base: str, admin_key: str) -> None:
+    """Create and start a two-arm A/A experiment (both arms the champion) on all traffic."""
     key = f"load-aa-{int(time.time())}"
     body = {
         "key": key,
@@ -591,6 +593,7 @@ def main() -> int:
         if args.startup_only:
             print(json.dumps({"server_startup_s": round(startup_s, 2), "memory_idle": memory_idle}))
             return 0
+        stop_aa_experiments(base, keys["admin"])  # left running by an earlier --experiment run
         if args.experiment:
             start_aa_experiment(base, keys["admin"])
             log("A/A experiment on 100% of traffic: exposure logging on", quiet)
