@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
@@ -23,7 +25,7 @@ from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.engine.results import FALLBACK
 from recstack.serving.engine.snapshot import ServingSnapshot
 from recstack.serving.engine.vectors import VectorBackend
-from recstack.serving.runtime.image import graphs_root, open_image
+from recstack.serving.runtime.image import graphs_root, map_in, open_image
 from recstack.settings import Settings
 
 log = logging.getLogger("recstack.serving")
@@ -187,6 +189,9 @@ def load_engine(settings: Settings, store: Any) -> tuple[Engine, LoadReport]:
         items = model.items if model is not None else None
         users = model.users if model is not None else None
         image = open_image(settings.home, store, items, model_info, weighting, since, users)
+        for name in ("user_factors", "item_factors"):  # mapped from the registry's files
+            if isinstance(getattr(model, name, None), np.memmap):
+                map_in(getattr(model, name))
         snapshot, delta = image.snapshot, image.delta
         verb = "written" if image.built else "mapped"
         report.notes.append(f"serving image {image.key} {verb} in {image.seconds}s")
