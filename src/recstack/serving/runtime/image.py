@@ -183,16 +183,7 @@ def _extend(
     )
     matrix = (matrix + added).tocsr()
     matrix.sort_indices()
-    written = _save(directory, matrix, users, items, mark)
-    log.info(
-        "serving image extended in %.1fs by %d events: %d users, %d items, %d pairs",
-        time.perf_counter() - start,
-        len(delta),
-        len(users),
-        len(items),
-        matrix.nnz,
-    )
-    return written
+    return _save(directory, matrix, users, items, mark, f"extended by {len(delta)} events", start)
 
 
 def _write(
@@ -215,22 +206,21 @@ def _write(
         rows = dataset.users.indices(users.ids)  # -1: a user the store no longer has
         padded = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]), dtype=matrix.dtype)])
         matrix = padded.tocsr()[np.where(rows >= 0, rows, matrix.shape[0])]
-    meta = _save(directory, matrix, users, ids, mark)
-    log.info(
-        "serving image written in %.1fs: %d users, %d items, %d events",
-        time.perf_counter() - start,
-        len(users),
-        len(ids),
-        matrix.nnz,
-    )
-    return meta
+    return _save(directory, matrix, users, ids, mark, "written", start)
 
 
 def _save(
-    directory: Path, matrix: sp.csr_matrix, users: IdMap, items: IdMap, mark: dict[str, Any]
+    directory: Path,
+    matrix: sp.csr_matrix,
+    users: IdMap,
+    items: IdMap,
+    mark: dict[str, Any],
+    how: str,
+    start: float,
 ) -> dict[str, Any]:
     """Write an image's arrays, orders and metadata, replacing ``directory`` atomically (a
-    worker that mapped the old files keeps reading them until it reloads)."""
+    worker that mapped the old files keeps reading them until it reloads); ``how`` and
+    ``start`` (``perf_counter``) are for the log line."""
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -244,6 +234,14 @@ def _save(
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
+    log.info(
+        "serving image %s in %.1fs: %d users, %d items, %d pairs",
+        how,
+        time.perf_counter() - start,
+        len(users),
+        len(items),
+        matrix.nnz,
+    )
     return meta
 
 
