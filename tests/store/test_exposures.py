@@ -74,17 +74,18 @@ def test_latest_showing_finds_each_pairs_newest_list_in_the_window(store):
             exposure("old", "u1", "a", 10.0, items=("i1", "i2")),
             exposure("mid", "u1", "a", 20.0, items=("i1", "i10")),
             exposure("new", "u1", "a", 30.0, items=("i3",)),
-            exposure("other", "u2", None, 25.0, items=("i2", 'q"uote')),
+            exposure("outside", "u1", None, 40.0, items=("i1",)),  # in no experiment
+            exposure("other", "u2", "b", 25.0, items=("i2", 'q"uote')),
         ]
     )
     pairs = [("u1", "i1"), ("u1", "i2"), ("u1", "i1x"), ("u2", 'q"uote'), ("u3", "i1")]
     found = store.exposures.latest_showing(pairs, since=15.0)
     assert {k: v["recommendation_id"] for k, v in found.items()} == {
-        ("u1", "i1"): "mid",  # the newest list showing i1 ("new" does not, "old" is older)
+        ("u1", "i1"): "mid",  # the newest experiment list showing i1 ("new" does not)
         ("u2", 'q"uote'): "other",  # ids are matched as JSON strings, escapes included
     }  # i2 only in a list before the window; "i1x" and "i10" are not "i1"
     assert found[("u1", "i1")]["items"][1] == {"item_id": "i10", "position": 1, "score": 0.0}
-    assert found[("u2", 'q"uote')]["arm"] is None
+    assert found[("u2", 'q"uote')]["arm"] == "b"
     assert (
         store.exposures.latest_showing(pairs, since=0.0)[("u1", "i2")]["recommendation_id"] == "old"
     )
@@ -148,25 +149,38 @@ def test_experiment_status_changes_are_compare_and_set(store):
     assert [d["key"] for d in store.experiments.list("running")] == ["k"]
 
 
-def test_experiment_index_holds_only_experiment_lists_and_serves_their_reads(store):
-    """The (experiment, arm, user) index is partial (lists outside experiments are most of the
-    log and never read through it), and a read of one experiment still uses it."""
+def test_experiment_and_user_indexes_hold_only_experiment_lists_and_serve_their_reads(store):
+    """The (experiment, arm, user) and (user, time) indexes are partial (lists outside
+    experiments are most of the log and never read through them), and the reads of results
+    and of attribution still use them."""
     store.exposures.add_exposures(
         [exposure("r1", "u1", "a", 10.0), exposure("r2", "u2", None, 20.0)]
     )
-    read = "SELECT arm, user_id FROM exposures WHERE experiment = 'exp'"
+    reads = {
+        "ix_exposures_experiment_arm": "SELECT arm, user_id FROM exposures WHERE experiment = 'exp'",
+        "ix_exposures_user_served": "SELECT recommendation_id FROM exposures WHERE user_id = 'u1' "
+        "AND served_at >= 0 AND experiment IS NOT NULL",
+    }
+    sqlite = store.engine.dialect.name == "sqlite"
     with store.engine.connect() as conn:
-        if store.engine.dialect.name == "sqlite":
-            definition = conn.exec_driver_sql(
-                "SELECT sql FROM sqlite_master WHERE name = 'ix_exposures_experiment_arm'"
-            ).scalar_one()
-            plan = " ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {read}"))
-        else:
-            definition = conn.exec_driver_sql(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_exposures_experiment_arm'"
-            ).scalar_one()
+        if not sqlite:
             conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {read}"))
-        assert [tuple(r) for r in conn.exec_driver_sql(read)] == [("a", "u1")]
-    assert "experiment IS NOT NULL" in definition.replace("(", "").replace(")", "")
-    assert "ix_exposures_experiment_arm" in plan
+        for index, read in reads.items():
+            if sqlite:
+                definition = conn.exec_driver_sql(
+                    f"SELECT sql FROM sqlite_master WHERE name = '{index}'"
+                ).scalar_one()
+                plan = " ".join(
+                    row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {read}")
+                )
+            else:
+                definition = conn.exec_driver_sql(
+                    f"SELECT indexdef FROM pg_indexes WHERE indexname = '{index}'"
+                ).scalar_one()
+                plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {read}"))
+            assert "experiment IS NOT NULL" in definition.replace("(", "").replace(")", "")
+            assert index in plan, plan
+        assert [tuple(r) for r in conn.exec_driver_sql(reads["ix_exposures_experiment_arm"])] == [
+            ("a", "u1")
+        ]
+        assert conn.exec_driver_sql(reads["ix_exposures_user_served"]).scalar_one() == "r1"

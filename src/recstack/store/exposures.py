@@ -106,8 +106,10 @@ class ExposureStore:
     def latest_showing(
         self, pairs: Iterable[tuple[str, str]], since: float
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        """For each ``(user_id, item_id)``: that user's latest exposure served at or after
-        ``since`` that showed the item (absent when none did).
+        """For each ``(user_id, item_id)``: that user's latest exposure in an experiment
+        served at or after ``since`` that showed the item (absent when none did). Lists served
+        outside experiments are left out: no analysis reads their outcomes, and the per-user
+        index holds only experiment lists.
 
         A user's lists are read newest first as stored JSON text and only one naming a wanted
         item is decoded: while an experiment runs, every event posted without a
@@ -135,6 +137,7 @@ class ExposureStore:
                     .where(
                         exposures.c.user_id.in_(users[start : start + LOOKUP_CHUNK]),
                         exposures.c.served_at >= since,
+                        exposures.c.experiment.is_not(None),
                     )
                     .order_by(exposures.c.served_at.desc())
                 )

@@ -149,7 +149,8 @@ exposures = Table(
     Column("model", String(64), nullable=False),
     Column("model_version", Integer, nullable=True),
     Column("items", JSON, nullable=False),
-    # Partial: most served lists are in no experiment, and every reader asks for one (0007).
+    # Partial (0007): most served lists are in no experiment; readers ask for one, and
+    # attribution (by user and time) credits events to lists served in an experiment.
     Index(
         "ix_exposures_experiment_arm",
         "experiment",
@@ -158,7 +159,13 @@ exposures = Table(
         sqlite_where=text("experiment IS NOT NULL"),
         postgresql_where=text("experiment IS NOT NULL"),
     ),
-    Index("ix_exposures_user_served", "user_id", "served_at"),
+    Index(
+        "ix_exposures_user_served",
+        "user_id",
+        "served_at",
+        sqlite_where=text("experiment IS NOT NULL"),
+        postgresql_where=text("experiment IS NOT NULL"),
+    ),
 )
 
 outcomes = Table(

@@ -2,7 +2,8 @@
 
 An event naming a ``recommendation_id`` is credited to that list (an id never served is
 refused before anything is stored). Without one, while experiments run, it is credited to
-the user's latest list that showed the item within ``attribution_window_seconds``. In
+the user's latest list served in an experiment that showed the item within
+``attribution_window_seconds`` (outcomes of other lists feed no analysis). In
 interleaving the credit goes to the arm that contributed the item. Outcomes are stored after
 the events themselves (idempotent by ``event_id``), so a retried batch credits nothing twice.
 """
