@@ -33,15 +33,6 @@ from typing import Any
 
 import numpy as np
 
-TABLES = (
-    "outcomes",
-    "exposures",
-    "outcome_rollups",
-    "exposure_rollups",
-    "position_rollups",
-    "experiments",
-)
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -201,8 +192,10 @@ def _bulk_fill(store: Any, args: Any, rng: np.random.Generator) -> None:
 
 
 def _empty(store: Any) -> None:
+    from recstack.store.tables import EXPERIMENT_TABLES
+
     with store.engine.begin() as conn:
-        for table in TABLES:
+        for table in EXPERIMENT_TABLES:
             conn.exec_driver_sql(f"DELETE FROM {table}")
 
 

@@ -16,21 +16,11 @@ from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.experiments import runtime_of
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
 from recstack.store import Store
+from recstack.store.tables import EXPERIMENT_TABLES
 from recstack.workflows.experiment_ope import ope_estimates
 from recstack.workflows.experiments import experiment_results
 
 USERS = [f"u{n}" for n in range(60)]
-
-
-# The logs, their per-user rollups and the definitions: emptied together so they agree.
-TABLES = (
-    "outcomes",
-    "exposures",
-    "outcome_rollups",
-    "exposure_rollups",
-    "position_rollups",
-    "experiments",
-)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,7 @@ def home(registered):
     """The registered home with no experiments, exposures or outcomes left by other tests."""
     settings, headers = registered
     store = Store.from_settings(settings)
-    for table in TABLES:
+    for table in EXPERIMENT_TABLES:
         with store.engine.begin() as conn:
             conn.exec_driver_sql(f"DELETE FROM {table}")
     store.close()

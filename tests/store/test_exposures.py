@@ -6,23 +6,14 @@ import pytest
 
 from recstack.errors import ConflictError, NotFoundError
 from recstack.store import Store
-
-# The logs, their per-user rollups and the definitions: emptied together so they agree.
-TABLES = (
-    "outcomes",
-    "exposures",
-    "outcome_rollups",
-    "exposure_rollups",
-    "position_rollups",
-    "experiments",
-)
+from recstack.store.tables import EXPERIMENT_TABLES
 
 
 @pytest.fixture
 def store(store_url):
     store = Store(store_url)
     store.migrate()
-    for table in TABLES:
+    for table in EXPERIMENT_TABLES:
         with store.engine.begin() as conn:
             conn.exec_driver_sql(f"DELETE FROM {table}")
     yield store

@@ -168,6 +168,17 @@ exposures = Table(
     ),
 )
 
+# The experiment logs, their per-user rollups and the definitions, dependents first: the
+# tables emptied together (tests, benchmarks) so that logs and rollups keep agreeing.
+EXPERIMENT_TABLES = (
+    "outcomes",
+    "exposures",
+    "outcome_rollups",
+    "exposure_rollups",
+    "position_rollups",
+    "experiments",
+)
+
 outcomes = Table(
     "outcomes",
     metadata,
