@@ -89,13 +89,16 @@ def champion_challenger_home(
     scopes: tuple[str, ...],
     *,
     content: bool = False,
+    **overrides: Any,
 ) -> tuple[Settings, dict[str, dict[str, str]]]:
     """A home with planted data and two registered versions, 1 ALS (champion) and 2 item-kNN
-    (challenger), plus a content model for search when ``content``; a header per key scope."""
+    (challenger), plus a content model for search when ``content``; a header per key scope.
+    ``overrides`` are settings (no rate limit and no response cache unless given)."""
     from recstack.registry import ModelRegistry
     from recstack.serving.runtime.loader import CONTENT_SUFFIX
 
-    settings = Settings(home=home, rate_limit_per_minute=1_000_000, cache_ttl_seconds=0)
+    fields = {"rate_limit_per_minute": 1_000_000, "cache_ttl_seconds": 0, **overrides}
+    settings = Settings(home=home, **fields)
     settings.ensure_home()
     store = Store.from_settings(settings)
     fill_store(store, planted)

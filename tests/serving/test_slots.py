@@ -16,7 +16,6 @@ from recstack.registry import ModelRegistry
 from recstack.serving.api.app import create_app
 from recstack.serving.engine import Engine, ModelInfo
 from recstack.settings import Settings
-from recstack.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +86,21 @@ def shifted_model_history(engine, model, user):
 
 
 @pytest.fixture
-def registered(tmp_path, planted, fill, planted_ds):
+def registered(tmp_path, planted, planted_ds):
     """A home with three registered versions: 1 ALS (champion), 2 item-kNN (challenger), 3 ALS."""
-    settings = Settings(
-        home=tmp_path / "home", rate_limit_per_minute=1_000_000, serving_slots=["challenger"]
+    from tests.serving.conftest import champion_challenger_home
+
+    settings, headers = champion_challenger_home(
+        tmp_path / "home",
+        planted,
+        planted_ds,
+        ("read", "admin"),
+        serving_slots=["challenger"],
+        cache_ttl_seconds=Settings.model_fields["cache_ttl_seconds"].default,
     )
-    settings.ensure_home()
-    store = Store.from_settings(settings)
-    fill(store, planted)
     registry = ModelRegistry(settings)
-    v1 = registry.log_model(create_model("als", factors=4, iterations=5).fit(planted_ds))
-    registry.promote(settings.model_name, v1.version, "champion")
-    v2 = registry.log_model(create_model("itemknn").fit(planted_ds))
-    registry.promote(settings.model_name, v2.version, "challenger")
     registry.log_model(create_model("als", factors=6, iterations=5, random_state=3).fit(planted_ds))
-    keys = {s: store.create_api_key(s, s)[0] for s in ("read", "admin")}
-    yield settings, {s: {"Authorization": f"Bearer {k}"} for s, k in keys.items()}
-    store.close()
+    return settings, headers
 
 
 def test_two_slots_serve_two_versions_and_one_reloads_without_a_failed_request(registered):
