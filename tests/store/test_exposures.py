@@ -166,7 +166,8 @@ def test_experiment_and_user_indexes_hold_only_experiment_lists_and_serve_their_
                 )
             else:
                 definition = conn.exec_driver_sql(
-                    f"SELECT indexdef FROM pg_indexes WHERE indexname = '{index}'"
+                    f"SELECT indexdef FROM pg_indexes WHERE indexname = '{index}' "
+                    "AND schemaname = current_schema()"
                 ).scalar_one()
                 plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {read}"))
             assert "experiment IS NOT NULL" in definition.replace("(", "").replace(")", "")
