@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recstack.data.idmap import IdMap
 from recstack.serving.engine import ModelInfo
 from recstack.serving.runtime import image as image_module
 from recstack.serving.runtime.image import delete_images, images_root, open_image
@@ -137,17 +138,7 @@ def test_an_image_with_a_long_delta_is_extended_to_what_a_rewrite_holds(
     )
     assert rewritten.built
 
-    def rows(image):
-        snap = image.snapshot
-        out = {}
-        for user in ("u0", "u3", "u17", "newcomer"):
-            row = snap.matrix.getrow(snap.users.index(user))
-            out[user] = dict(
-                zip(snap.item_ids.externals(row.indices), row.data.tolist(), strict=True)
-            )
-        return out
-
-    got, expected = rows(extended), rows(rewritten)
+    got, expected = _rows(extended), _rows(rewritten)
     assert got.keys() == expected.keys()
     for user in got:
         assert got[user] == pytest.approx(expected[user])
@@ -156,3 +147,76 @@ def test_an_image_with_a_long_delta_is_extended_to_what_a_rewrite_holds(
     assert (
         extended.snapshot.users.ids[: len(als_model.users)].tolist() == als_model.users.ids.tolist()
     )
+
+
+def _rows(image, users=("u0", "u3", "u17", "newcomer")):
+    """Some users' rows of an image as {item id: weight}."""
+    snap = image.snapshot
+    out = {}
+    for user in users:
+        row = snap.matrix.getrow(snap.users.index(user))
+        out[user] = dict(zip(snap.item_ids.externals(row.indices), row.data.tolist(), strict=True))
+    return out
+
+
+def test_a_new_versions_image_is_derived_from_the_last_one_and_holds_what_a_rewrite_holds(
+    home, als_model, monkeypatch
+):
+    settings, store = home
+    weighting = settings.weighting()
+    first = ModelInfo("als", 1, "recstack")
+    open_image(settings.home, store, als_model.items, first, weighting, None, als_model.users)
+    store.add_events(
+        [
+            ("late-1", "u3", "i7", "purchase", None, 1_700_000_000, None),
+            ("late-2", "newcomer", "brand-new", "complete", None, 1_700_000_001, None),
+        ],
+        create_items=True,
+    )
+    monkeypatch.setattr(image_module, "MAX_DELTA", 1)  # the derived image is extended too
+    # the next version orders users and items differently and knows an item the store lacks
+    items = IdMap(["unseen", *als_model.items.ids[::-1].tolist()])
+    users = IdMap(als_model.users.ids[::-1].tolist())
+    second = ModelInfo("als", 2, "recstack")
+    write = image_module._write
+    monkeypatch.setattr(image_module, "_write", None)  # deriving must not read every event
+    derived = open_image(settings.home, store, items, second, weighting, None, users)
+    assert derived.built and len(derived.delta) == 0
+    assert derived.snapshot.users.ids[: len(users)].tolist() == users.ids.tolist()
+    assert derived.snapshot.item_ids.ids[: len(items)].tolist() == items.ids.tolist()
+    assert derived.snapshot.matrix.has_sorted_indices
+    monkeypatch.setattr(image_module, "_write", write)
+    delete_images(settings.home)
+    rewritten = open_image(settings.home, store, items, second, weighting, None, users)
+    every_user = tuple(rewritten.snapshot.users.ids.tolist())
+    got, expected = _rows(derived, every_user), _rows(rewritten, every_user)
+    assert got.keys() == expected.keys()
+    for user in got:
+        assert got[user] == pytest.approx(expected[user]), user
+    assert got["newcomer"] == {"brand-new": 4.0}
+    assert derived.snapshot.matrix.nnz == rewritten.snapshot.matrix.nnz
+
+
+def test_an_image_of_another_weighting_is_not_a_source(home, als_model, monkeypatch):
+    settings, store = home
+    open_image(
+        settings.home,
+        store,
+        als_model.items,
+        ModelInfo("als", 1, "recstack"),
+        settings.weighting(),
+        None,
+        als_model.users,
+    )
+    other = Settings(home=settings.home, event_weights={"view": 2.0}).weighting()
+    monkeypatch.setattr(image_module, "_derive", None)  # must be written from the store
+    image = open_image(
+        settings.home,
+        store,
+        als_model.items,
+        ModelInfo("als", 2, "recstack"),
+        other,
+        None,
+        als_model.users,
+    )
+    assert image.built
