@@ -66,28 +66,10 @@ def test_serve_runs_workers_that_share_metrics_and_user_changes(home):
     with Store.from_settings(Settings(home=home)) as store:
         key = store.create_api_key("read", "cli-test")[0]
         write_key = store.create_api_key("write", "cli-test")[0]
-    port = free_port()
-    script = Path(sys.executable).with_name("recstack")
-    env = {**os.environ, "RECSTACK_HOME": str(home), "RECSTACK_LOG_LEVEL": "WARNING"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(
-        [str(script), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server, port = start_two_workers(home)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the server did not come up")
+        wait_up(base)
         headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
         n = 20
         for user in range(n):  # one connection each, so both workers take requests
@@ -118,9 +100,85 @@ def test_serve_runs_workers_that_share_metrics_and_user_changes(home):
             items = httpx.get(url, headers=headers).json()["items"]
             assert top not in [item["item_id"] for item in items]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        stop(server)
+
+
+def start_two_workers(home: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    script = Path(sys.executable).with_name("recstack")
+    env = {**os.environ, "RECSTACK_HOME": str(home), "RECSTACK_LOG_LEVEL": "WARNING"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [str(script), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return server, port
+
+
+def wait_up(base: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            if httpx.get(f"{base}/readyz", timeout=2).status_code in (200, 503):
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError("the server did not come up")
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def listening_pids(port: int) -> set[int]:
+    """Processes holding a listening TCP socket on ``port`` (from /proc: socket inodes)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.add(int(fd_dir.parent.name))
+        except OSError:
+            continue  # a process that ended, or not ours to read
+    return pids
+
+
+def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(home):
+    server, port = start_two_workers(home)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base)
+        deadline = time.monotonic() + 60
+        while len(workers := listening_pids(port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # two listening sockets, one per worker, and none in the parent: the kernel spreads
+        # connections over the workers instead of one worker accepting a whole burst
+        assert len(workers) == 2 and server.pid not in workers
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = listening_pids(port)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no worker replaced {victim}: listening {now}")
+        assert server.poll() is None
+        for _ in range(10):  # new connections, answered whichever worker takes them
+            assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
+    finally:
+        stop(server)
+    assert server.returncode == 0  # SIGTERM stops the workers and the parent cleanly

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -179,3 +180,37 @@ def test_postgres_writer_replaces_a_dropped_connection(pg_url, small_data) -> No
         assert store.stats()["interactions"] == 6 + 6
     finally:
         store.close()
+
+
+def test_writers_of_one_sqlite_file_take_turns_through_its_writer_lock(tmp_path):
+    path = tmp_path / "recstack.db-writer.lock"
+    first, second = rows_sqlite.WriterLock(path), rows_sqlite.WriterLock(path)
+    order: list[str] = []
+
+    def other_process() -> None:  # a second open file: excluded as another process would be
+        with second:
+            order.append("second")
+
+    with first:
+        thread = threading.Thread(target=other_process)
+        thread.start()
+        time.sleep(0.2)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+
+
+def test_a_sqlite_file_stores_event_writer_takes_the_writer_lock(tmp_path, monkeypatch):
+    from recstack.settings import Settings
+
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_home()
+    taken: list[Path] = []
+    enter = rows_sqlite.WriterLock.__enter__
+    monkeypatch.setattr(
+        rows_sqlite.WriterLock, "__enter__", lambda lock: (taken.append(lock.path), enter(lock))[1]
+    )
+    with Store.from_settings(settings) as store:
+        store.add_events(rows("a"), create_items=True)
+        database = Path(store.engine.url.database)
+    assert taken == [database.with_name(database.name + "-writer.lock")]

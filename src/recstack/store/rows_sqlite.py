@@ -13,6 +13,9 @@ memory between calls.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,7 +46,40 @@ _INSERT_FULL = _insert_sql(_ROWS_PER_STATEMENT)
 
 def sqlite_event_writer(engine: Engine) -> GroupCommitWriter:
     """The group-committing event writer of a SQLite engine."""
-    return GroupCommitWriter(engine, _transaction, setup=_setup)
+    database = engine.url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return GroupCommitWriter(engine, _transaction, setup=_setup)
+    lock = WriterLock(Path(database).expanduser().with_name(Path(database).name + "-writer.lock"))
+
+    def transaction(raw: Any, group: list[Batch]) -> None:
+        with lock:
+            _transaction(raw, group)
+
+    return GroupCommitWriter(engine, transaction, setup=_setup)
+
+
+class WriterLock:
+    """An exclusive file lock the event writers of every process take around their write
+    transactions.
+
+    SQLite's own busy handler polls a held write lock with sleeps of 1 to 100 ms, so two
+    server workers writing events hand the lock over late; a writer blocked in ``flock``
+    wakes the moment the other releases it, and meanwhile more batches queue for its next
+    group.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _setup(raw: Any) -> None:

@@ -1,4 +1,5 @@
-"""The parent of the server's workers: uvicorn and the files the workers share, nothing else.
+"""The parent of the server's workers (``workers``): uvicorn and the files the workers share,
+nothing else.
 
 ``recstack serve`` checks the settings and the store, then replaces itself (``exec``) with this
 module, so the process that watches N workers holds a few MiB instead of every import of the
@@ -15,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
+from recstack.serving.runtime.workers import Workers
 
 APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
 SCHEDULER_MODULE = "recstack.serving.runtime.scheduler_process"
@@ -89,17 +92,20 @@ def run(
             if workers > 1:
                 print(SHARED_FILES_NOTE, file=sys.stderr, flush=True)
     scheduler = start_scheduler() if with_scheduler else None
+    config: dict[str, Any] = {
+        "app": APP,
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        # uvicorn logs each request at INFO: above that level the line is built for nothing
+        "access_log": log_level.lower() in ("trace", "debug", "info"),
+    }
     try:
-        uvicorn.run(
-            APP,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            # uvicorn logs each request at INFO: above that level the line is built for nothing
-            access_log=log_level.lower() in ("trace", "debug", "info"),
-        )
+        if workers > 1:  # each worker on its own socket, so connections spread over them
+            Workers(workers, host, port, config).run()
+        else:
+            uvicorn.run(**config)
     finally:
         stop_scheduler(scheduler)
         if shared is not None:
