@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from recstack.data.loaders import LoadedData
 from recstack.settings import Settings, get_settings
 from recstack.store import Store
 from recstack.testing.data import planted_frame
+from recstack.testing.processes import stop_process_group
 
 ENV = (
     "RECSTACK_DATABASE_URL",
@@ -168,11 +168,6 @@ def test_serve_with_scheduler_runs_jobs_the_api_shows(home) -> None:
         state = httpx.get(f"{base}/v1/admin/scheduler", headers=headers).json()
         assert state["active"] is not None and state["triggers"][0] == "retrain after 1 new events"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server, timeout=30)
     with Store.from_settings(Settings(home=home)) as store:
         assert store.operations.lock_holder("scheduler") is None  # given back at shutdown

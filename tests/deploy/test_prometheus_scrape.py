@@ -4,7 +4,6 @@ a recording rule over the scraped HTTP series, and the drift alert fed by the st
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import yaml
 from recstack.settings import Settings
 from recstack.store import Store
 from recstack.store.monitoring import save_drift_report
+from recstack.testing.processes import stop_process_group
 from recstack.testing.prometheus import planted_home, prometheus_binary
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -42,16 +42,6 @@ def wait_until(check, timeout: float, what: str):
             last = exc
         time.sleep(0.5)
     raise AssertionError(f"{what} did not happen in {timeout} s (last: {last!r})")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def fast_rules(deploy_dir: Path, tmp_path: Path) -> Path:
@@ -161,5 +151,5 @@ def test_prometheus_scrapes_recstack_and_evaluates_its_rules(tmp_path) -> None:
         unhealthy = [r["name"] for g in groups for r in g["rules"] if r["health"] == "err"]
         assert unhealthy == []
     finally:
-        stop(prometheus)
-        stop(server)
+        stop_process_group(prometheus)
+        stop_process_group(server)

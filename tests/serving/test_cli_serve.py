@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from recstack.cli.app import _register, app
 from recstack.settings import Settings, get_settings
 from recstack.store import Store
+from recstack.testing.processes import stop_process_group
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_serve_runs_workers_that_share_metrics_and_user_changes(home):
             items = httpx.get(url, headers=headers).json()["items"]
             assert top not in [item["item_id"] for item in items]
     finally:
-        stop(server)
+        stop_process_group(server)
 
 
 def start_two_workers(home: Path) -> tuple[subprocess.Popen, int]:
@@ -127,15 +128,6 @@ def wait_up(base: str, timeout: float = 90.0) -> None:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise AssertionError("the server did not come up")
-
-
-def stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def listening_pids(port: int) -> set[int]:
@@ -180,5 +172,5 @@ def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(h
         for _ in range(10):  # new connections, answered whichever worker takes them
             assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
     finally:
-        stop(server)
+        stop_process_group(server)
     assert server.returncode == 0  # SIGTERM stops the workers and the parent cleanly

@@ -6,7 +6,6 @@ fails along the way."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from recstack.data.loaders import LoadedData
 from recstack.models.catalog import create_model
 from recstack.settings import Settings, get_settings
 from recstack.store import Store
+from recstack.testing.processes import stop_process_group
 from recstack.testing.scenarios import World, window_frame
 from recstack.workflows.retrain import run_retrain
 from recstack.workflows.train import train_and_register
@@ -173,12 +173,7 @@ def server(tmp_path, monkeypatch):
             raise AssertionError("the server did not become ready")
         yield settings, base, keys, start
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         get_settings.cache_clear()
 
 
