@@ -220,3 +220,32 @@ def test_an_image_of_another_weighting_is_not_a_source(home, als_model, monkeypa
         als_model.users,
     )
     assert image.built
+
+
+def test_only_the_latest_images_are_kept(home, als_model, monkeypatch):
+    settings, store = home
+    monkeypatch.setattr(image_module, "KEEP", 2)
+    for version in range(1, 5):
+        info = ModelInfo("als", version, "recstack")
+        image = open_image(
+            settings.home,
+            store,
+            als_model.items,
+            info,
+            settings.weighting(),
+            None,
+            als_model.users,
+        )
+        assert image.built
+    kept = {
+        p.name
+        for p in images_root(settings.home).iterdir()
+        if p.name != image_module.GRAPHS_DIR and p.is_dir()
+    }
+    assert len(kept) == 2 and image.key in kept
+    # the newest stays the source of the next version's image
+    monkeypatch.setattr(image_module, "_write", None)
+    info = ModelInfo("als", 5, "recstack")
+    open_image(
+        settings.home, store, als_model.items, info, settings.weighting(), None, als_model.users
+    )

@@ -41,6 +41,7 @@ IMAGES_DIR = "serving-images"
 GRAPHS_DIR = "hnsw"  # item-vector graphs (recstack.index.stored): no user data, kept on a purge
 FORMAT = 2  # 2: users in the model's order first
 MAX_DELTA = 100_000  # events applied on top of an image (as per-worker live rows) before a new one is written
+KEEP = 4  # images kept (the most recently written): a few model versions and slots
 ARRAYS = ("indptr", "indices", "data")
 
 
@@ -124,6 +125,8 @@ def open_image(
         if not _delta_is_short(meta, store):  # add the events since to the image's arrays
             meta = _extend(directory, meta, store, weighting, since)
             built = True
+        if built:
+            _prune(root, keep=directory)
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     for array in arrays.values():
         map_in(array)
@@ -184,6 +187,20 @@ def _latest_of_basis(
         return None
     _, directory, meta = max(found, key=lambda entry: entry[0])
     return directory, meta
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Delete all but the ``KEEP`` most recently written images, never ``keep``. A worker that
+    mapped a deleted one keeps its pages; one that opens its version again derives it anew."""
+    images = []
+    for directory in root.iterdir():
+        if directory.is_dir() and directory.name != GRAPHS_DIR and ".tmp" not in directory.name:
+            meta = directory / "meta.json"
+            written = meta.stat().st_mtime if meta.exists() else 0.0
+            images.append((directory == keep, written, directory))
+    images.sort(reverse=True)  # ``keep`` first, then the newest
+    for _, _, directory in images[KEEP:]:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _derive(
