@@ -174,3 +174,38 @@ def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(h
     finally:
         stop_process_group(server)
     assert server.returncode == 0  # SIGTERM stops the workers and the parent cleanly
+
+
+def test_serve_refuses_a_port_another_process_listens_on(home):
+    with socket.socket() as taken:  # a plain listener, as another server would hold it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = Path(sys.executable).with_name("recstack")
+        env = {**os.environ, "RECSTACK_HOME": str(home)}
+        done = subprocess.run(
+            [str(script), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_second_server_on_a_running_servers_port_is_refused(home):
+    from recstack.serving.runtime.workers import PortInUseError, port_socket
+
+    first = port_socket("127.0.0.1", 0, exclusive=True)
+    port = first.getsockname()[1]
+    worker = port_socket("127.0.0.1", port)  # a worker of the first server joins its port
+    worker.listen()
+    try:
+        # without the check a second SO_REUSEPORT server would share the port silently
+        with pytest.raises(PortInUseError, match="Address already in use"):
+            port_socket("127.0.0.1", port, exclusive=True)
+    finally:
+        worker.close()
+        first.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
-from recstack.serving.runtime.workers import Workers
+from recstack.serving.runtime.workers import PortInUseError, Workers
 
 APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
 SCHEDULER_MODULE = "recstack.serving.runtime.scheduler_process"
@@ -103,7 +103,12 @@ def run(
     }
     try:
         if workers > 1:  # each worker on its own socket, so connections spread over them
-            Workers(workers, host, port, config).run()
+            try:
+                pool = Workers(workers, host, port, config)
+            except PortInUseError as exc:
+                print(f"recstack serve: {exc.strerror}", file=sys.stderr, flush=True)
+                raise SystemExit(1) from None
+            pool.run()
         else:
             uvicorn.run(**config)
     finally:

@@ -28,12 +28,28 @@ STOP_TIMEOUT = 30.0  # seconds a worker has to finish its requests and flush its
 BACKLOG = 2048  # uvicorn's default listen backlog
 
 
-def port_socket(host: str, port: int) -> socket.socket:
+class PortInUseError(OSError):
+    """Another process listens on the port the server was asked to take."""
+
+
+def port_socket(host: str, port: int, *, exclusive: bool = False) -> socket.socket:
     """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (port 0: a free one), not
-    listening: what each worker's own socket joins."""
+    listening: what each worker's own socket joins.
+
+    ``exclusive`` first checks that no process holds the port: a second server started with
+    ``SO_REUSEPORT`` on the same port would otherwise silently take half the connections.
+    """
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
+    if exclusive and port:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                message = f"cannot listen on {host}:{port}: {exc.strerror}"
+                raise PortInUseError(exc.errno, message) from exc
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -60,7 +76,7 @@ class Workers:
 
     def __init__(self, count: int, host: str, port: int, config: dict[str, Any]) -> None:
         self.count, self.config = count, config
-        self._reserved = port_socket(host, port)
+        self._reserved = port_socket(host, port, exclusive=True)
         self.host, self.port = host, int(self._reserved.getsockname()[1])
         self._context = multiprocessing.get_context("spawn")
         self._processes: list[BaseProcess] = []
