@@ -249,3 +249,29 @@ def test_only_the_latest_images_are_kept(home, als_model, monkeypatch):
     open_image(
         settings.home, store, als_model.items, info, settings.weighting(), None, als_model.users
     )
+
+
+def test_training_writes_the_served_versions_image_and_the_first_start_maps_it(home, monkeypatch):
+    from recstack.serving.runtime.image import image_writer
+    from recstack.workflows.train import train_and_register
+
+    settings, store = home
+    params = {"factors": 8, "iterations": 2, "random_state": 1}
+    writer = image_writer(settings)
+    train_and_register(
+        settings, "als", params, evaluate=False, promote="other", prepare_serving=writer
+    )
+    assert not images_root(settings.home).exists()  # not the served alias: no image
+    train_and_register(
+        settings, "als", params, evaluate=False, promote="champion", prepare_serving=writer
+    )
+    store.add_events([("late-1", "u3", "i7", "purchase", None, 1_700_000_000, None)])
+    monkeypatch.setattr(image_module, "_write", None)  # the start must not read every event
+    monkeypatch.setattr(image_module, "_derive", None)
+    engine, report = load_engine(settings, store)
+    assert any("mapped" in note for note in report.notes), report.notes
+    reference = store.snapshot(settings.weighting())  # the late event included
+    for user in ("u0", "u3", "u199"):
+        ref = reference.matrix.getrow(reference.users.index(user))
+        expected = dict(zip(reference.items.externals(ref.indices), ref.data.tolist(), strict=True))
+        assert dict(engine.history(user)) == pytest.approx(expected), user

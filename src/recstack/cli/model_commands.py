@@ -168,6 +168,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on the store's data, register a new version, optionally promote it."""
+    from recstack.serving.runtime.image import image_writer
     from recstack.workflows.configs import load_config
     from recstack.workflows.train import train_and_register
 
@@ -180,8 +181,9 @@ def train_command(
             model = configured
         if not model:
             raise ConfigError("name a model with --model NAME or --config FILE")
+        settings = Settings()
         version = train_and_register(
-            Settings(),
+            settings,
             model,
             params,
             evaluate=evaluate,
@@ -191,6 +193,7 @@ def train_command(
             progress=True,
             name=name,
             auto_budget=budget,
+            prepare_serving=image_writer(settings),
         )
     if as_json:
         emit_json(version.to_dict())

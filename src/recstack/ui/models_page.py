@@ -146,9 +146,17 @@ async def train(request: Request) -> RedirectResponse:
     settings = state.settings
 
     def work() -> dict[str, Any]:
+        from recstack.serving.runtime.image import image_writer
         from recstack.workflows.train import train_and_register
 
-        info = train_and_register(settings, model, params, evaluate=evaluate, promote=promote)
+        info = train_and_register(
+            settings,
+            model,
+            params,
+            evaluate=evaluate,
+            promote=promote,
+            prepare_serving=image_writer(settings),
+        )
         return info.to_dict()
 
     body = {"model": model, "params": params, "evaluate": evaluate, "promote": promote}

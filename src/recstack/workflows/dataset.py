@@ -6,15 +6,31 @@ the data it would be trained on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from recstack.data.dataset import Dataset
+from recstack.data.weights import EventWeighting
 from recstack.errors import DataError
 from recstack.settings import Settings
 
 MIN_INTERACTIONS = 2
 
 
-def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
-    """A snapshot of the store, weighted by ``settings.event_weights``.
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """A snapshot and where it was read: every event up to ``mark["max_event_id"]`` (the
+    store's ``change_mark`` taken first), weighted by ``weighting``, from ``since`` on. What a
+    serving image of the trained model needs to be written from this data instead of read
+    from the store again."""
+
+    dataset: Dataset
+    mark: dict[str, int]
+    weighting: EventWeighting
+    since: int | None
+
+
+def read_snapshot(settings: Settings, *, progress: bool = False) -> StoreSnapshot:
+    """A snapshot of the store, weighted by ``settings.event_weights``, up to a mark.
 
     With ``settings.history_days`` set, only that many days of history (up to now) are read.
     Raises DataError when the store holds too little to train on.
@@ -22,9 +38,13 @@ def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
     from recstack.store import Store
 
     since = settings.history_since()
+    weighting = settings.weighting()
     store = Store.from_settings(settings)
     try:
-        dataset = store.snapshot(settings.weighting(), since=since, progress=progress)
+        mark = store.change_mark()
+        dataset = store.snapshot(
+            weighting, since=since, upto_event_id=mark["max_event_id"], progress=progress
+        )
     finally:
         store.close()
     if dataset.n_interactions < MIN_INTERACTIONS:
@@ -32,4 +52,9 @@ def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
             f"the store at {settings.store_url} holds {dataset.n_interactions} interaction(s); "
             "ingest data first (recstack ingest ...)"
         )
-    return dataset
+    return StoreSnapshot(dataset, mark, weighting, since)
+
+
+def load_dataset(settings: Settings, *, progress: bool = False) -> Dataset:
+    """The dataset of ``read_snapshot``."""
+    return read_snapshot(settings, progress=progress).dataset

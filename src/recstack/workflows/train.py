@@ -9,7 +9,7 @@ registered model itself is refit on all the data.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,18 @@ from recstack.evaluation.protocol import (
     evaluate_models,
     split_dataset,
 )
+from recstack.models.base import Recommender
 from recstack.models.catalog import create_model
 from recstack.monitoring.windows import data_window
 from recstack.registry.cards import write_model_card
 from recstack.registry.mlflow_registry import ModelRegistry, VersionInfo
 from recstack.settings import Settings
 from recstack.workflows.auto import AUTO, DEFAULT_BUDGET_SECONDS, auto_select
-from recstack.workflows.dataset import load_dataset
+from recstack.workflows.dataset import StoreSnapshot, read_snapshot
+
+# Called with the fitted model, its promoted version and the snapshot it was fitted on; the
+# serving runtime passes one that writes the version's serving image from that snapshot.
+PrepareServing = Callable[[Recommender, VersionInfo, StoreSnapshot], None]
 
 
 def holdout_metric_names(metrics: Mapping[str, float], k: int) -> dict[str, float]:
@@ -58,6 +63,7 @@ def train_and_register(
     name: str | None = None,
     dataset: Dataset | None = None,
     auto_budget: float = DEFAULT_BUDGET_SECONDS,
+    prepare_serving: PrepareServing | None = None,
 ) -> VersionInfo:
     """Train ``model`` on the store's data and register it as a new version.
 
@@ -71,6 +77,8 @@ def train_and_register(
         promote: an alias (e.g. ``champion``) to point at the new version.
         name: registered model name (default ``settings.model_name``).
         dataset: train on this instead of a store snapshot.
+        prepare_serving: after a promotion, called with the model, its version and the store
+            snapshot it was fitted on (not with ``dataset``: no mark says what it holds).
 
     Returns the registered version (with its aliases after promotion).
     """
@@ -78,7 +86,8 @@ def train_and_register(
     auto = model == AUTO
     if not auto:
         check_request({model: params}, protocol, 0.75, k, (k,))
-    data = dataset if dataset is not None else load_dataset(settings, progress=progress)
+    snapshot = read_snapshot(settings, progress=progress) if dataset is None else None
+    data = dataset if snapshot is None else snapshot.dataset
     tags = {"recstack.evaluated": str(evaluate).lower()}
     if auto:
         model, params, auto_tags = choose_model(data, protocol, k, auto_budget, progress)
@@ -116,4 +125,6 @@ def train_and_register(
     write_model_card(registry, version.name, version.version)
     if promote:
         version = registry.promote(version.name, version.version, promote)
+        if prepare_serving is not None and snapshot is not None:
+            prepare_serving(fitted, version, snapshot)
     return version

@@ -10,7 +10,9 @@ grows past ``MAX_DELTA`` events (the image's arrays plus that delta, without rea
 store's other events), when the store lost users the image holds (a purge, whose images are
 deleted at once; written anew), or for a new model version, weighting or history window. A new
 model version's image is derived from the latest image of the same weighting and window (its
-rows and columns put in the new version's order) rather than read from the store again.
+rows and columns put in the new version's order) rather than read from the store again, and
+training writes the image of a version it promotes to the served alias from the snapshot it
+fitted on (``image_writer``), so that even a home's first start only maps arrays.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recstack.data.dataset import Dataset
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.index.stored import file_lock
 from recstack.serving.engine import ModelInfo
 from recstack.serving.engine.snapshot import ServingSnapshot
+from recstack.settings import Settings
+from recstack.workflows.dataset import StoreSnapshot
+from recstack.workflows.train import PrepareServing
 
 log = logging.getLogger("recstack.serving")
 
@@ -140,6 +146,47 @@ def open_image(
     snapshot = ServingSnapshot(users, item_ids, matrix, items, item_meta, sorted_rows=True)
     seconds = round(time.perf_counter() - start, 3)
     return Image(snapshot, delta, key, built, seconds)
+
+
+def image_writer(settings: Settings) -> PrepareServing:
+    """What ``train_and_register`` calls after a promotion: write the serving image of the
+    promoted version from the snapshot it was fitted on, when that version is what the server
+    maps (``settings.model_name`` under ``settings.serving_alias``, with images on)."""
+
+    def prepare(model: Any, version: Any, snapshot: StoreSnapshot) -> None:
+        alias = settings.serving_alias or "champion"
+        served = version.name == settings.model_name and alias in version.aliases
+        if settings.serving_images and served:
+            info = ModelInfo(model.name, int(version.version), version.name)
+            write_image(settings.home, snapshot, info, model.items, model.users)
+
+    return prepare
+
+
+def write_image(
+    home: Path,
+    snapshot: StoreSnapshot,
+    info: ModelInfo,
+    item_order: IdMap | None,
+    user_order: IdMap | None,
+) -> bool:
+    """Write the image of ``info`` (its ``item_order`` and ``user_order``) from ``snapshot``
+    unless one is there; whether it was written. The snapshot holds exactly the events up to
+    its mark, as ``_write`` reads them."""
+    start = time.perf_counter()
+    key = image_key(info, snapshot.weighting, snapshot.since)
+    root = images_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    directory = root / key
+    with file_lock(root / "images.lock"):
+        if (directory / "meta.json").exists():
+            return False
+        basis = image_basis(snapshot.weighting, snapshot.since)
+        _save_dataset(
+            directory, snapshot.dataset, snapshot.mark, item_order, user_order, basis, start
+        )
+        _prune(root, keep=directory)
+    return True
 
 
 def _ids(ids: list[str], order: IdMap | None) -> IdMap:
@@ -288,6 +335,19 @@ def _write(
     start = time.perf_counter()
     mark = store.change_mark()
     dataset = store.snapshot(weighting, since=since, upto_event_id=mark["max_event_id"])
+    return _save_dataset(directory, dataset, mark, item_order, user_order, basis, start)
+
+
+def _save_dataset(
+    directory: Path,
+    dataset: Dataset,
+    mark: dict[str, Any],
+    item_order: IdMap | None,
+    user_order: IdMap | None,
+    basis: dict[str, Any],
+    start: float,
+) -> dict[str, Any]:
+    """The image of ``dataset`` (the store's events up to ``mark``) in the models' orders."""
     ids = dataset.items if item_order is None else item_order.extend(dataset.items.ids)
     matrix = ServingSnapshot.of(dataset).matrix_over(ids)
     users = dataset.users

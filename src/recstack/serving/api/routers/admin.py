@@ -53,6 +53,7 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
     settings = state.settings
 
     def work() -> dict[str, Any]:
+        from recstack.serving.runtime.image import image_writer
         from recstack.workflows.train import train_and_register
 
         info = train_and_register(
@@ -62,6 +63,7 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
             evaluate=body.evaluate,
             promote=body.promote,
             name=body.registered_name,
+            prepare_serving=image_writer(settings),
         )
         return info.to_dict()
 
