@@ -125,7 +125,7 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
     try:
         ModelRegistry(settings).resolve(settings.model_name, settings.serving_alias)
     except Exception:  # noqa: BLE001 - nothing registered yet: train one
-        from recstack.serving.runtime.image import image_writer
+        from recstack.serving.runtime.loader import serving_preparation
         from recstack.workflows.train import train_and_register
 
         log("training ALS and registering it as the champion ...", quiet)
@@ -138,7 +138,7 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
             evaluate=False,
             promote="champion",
             progress=not quiet,
-            prepare_serving=image_writer(settings),
+            prepare_serving=serving_preparation(settings),
         )
         timings["train_register_s"] = time.perf_counter() - start
     if args.startup_only:  # no requests follow: skip reading every user and item

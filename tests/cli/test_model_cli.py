@@ -79,7 +79,7 @@ def test_evaluate_errors_are_one_line(run, tmp_path):
     assert_user_error(run("evaluate", "--config", str(missing)), "config file not found", 2)
 
 
-def test_tune_train_and_manage_versions(run, tmp_path):
+def test_tune_train_and_manage_versions(run, home, tmp_path):
     best = tmp_path / "best.toml"
     tuned = run("tune", "itemknn", "--trials", "2", "--out", str(best), "--json")
     assert tuned.exit_code == 0, tuned.stderr
@@ -98,6 +98,8 @@ def test_tune_train_and_manage_versions(run, tmp_path):
     v1 = json.loads(first.stdout)
     assert (v1["version"], v1["model"], v1["aliases"]) == (1, "itemknn", ["champion"])
     assert "ndcg_at_10" in v1["metrics"]
+    # the served version's serving image is written from the training snapshot
+    assert len(list((home / "serving-images").glob("*/meta.json"))) == 1
 
     second = run("train", "--model", "popularity", "--no-evaluate")
     assert second.exit_code == 0, second.stderr

@@ -251,25 +251,32 @@ def test_only_the_latest_images_are_kept(home, als_model, monkeypatch):
     )
 
 
-def test_training_writes_the_served_versions_image_and_the_first_start_maps_it(home, monkeypatch):
-    from recstack.serving.runtime.image import image_writer
+def test_training_writes_the_served_versions_image_and_graph_and_the_first_start_maps_them(
+    home, monkeypatch
+):
+    from recstack.index.faiss_index import FaissHNSWIndex
+    from recstack.serving.runtime.loader import serving_preparation
     from recstack.workflows.train import train_and_register
 
     settings, store = home
+    settings = settings.with_overrides(ann_threshold_items=10)  # an HNSW graph over the items
     params = {"factors": 8, "iterations": 2, "random_state": 1}
-    writer = image_writer(settings)
+    prepare = serving_preparation(settings)
     train_and_register(
-        settings, "als", params, evaluate=False, promote="other", prepare_serving=writer
+        settings, "als", params, evaluate=False, promote="b", prepare_serving=prepare
     )
-    assert not images_root(settings.home).exists()  # not the served alias: no image
+    assert not images_root(settings.home).exists()  # not the served alias: nothing written
     train_and_register(
-        settings, "als", params, evaluate=False, promote="champion", prepare_serving=writer
+        settings, "als", params, evaluate=False, promote="champion", prepare_serving=prepare
     )
+    assert len(list(image_module.graphs_root(settings.home).glob("*/index.faiss"))) == 1
     store.add_events([("late-1", "u3", "i7", "purchase", None, 1_700_000_000, None)])
     monkeypatch.setattr(image_module, "_write", None)  # the start must not read every event
     monkeypatch.setattr(image_module, "_derive", None)
+    monkeypatch.setattr(FaissHNSWIndex, "build", None)  # nor build a graph
     engine, report = load_engine(settings, store)
     assert any("mapped" in note for note in report.notes), report.notes
+    assert engine.recommend("u0", k=5).items  # served through the mapped graph
     reference = store.snapshot(settings.weighting())  # the late event included
     for user in ("u0", "u3", "u199"):
         ref = reference.matrix.getrow(reference.users.index(user))

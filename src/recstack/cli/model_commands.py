@@ -168,7 +168,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on the store's data, register a new version, optionally promote it."""
-    from recstack.serving.runtime.image import image_writer
+    from recstack.serving.runtime.loader import serving_preparation
     from recstack.workflows.configs import load_config
     from recstack.workflows.train import train_and_register
 
@@ -193,7 +193,7 @@ def train_command(
             progress=True,
             name=name,
             auto_budget=budget,
-            prepare_serving=image_writer(settings),
+            prepare_serving=serving_preparation(settings),
         )
     if as_json:
         emit_json(version.to_dict())

@@ -146,7 +146,7 @@ async def train(request: Request) -> RedirectResponse:
     settings = state.settings
 
     def work() -> dict[str, Any]:
-        from recstack.serving.runtime.image import image_writer
+        from recstack.serving.runtime.loader import serving_preparation
         from recstack.workflows.train import train_and_register
 
         info = train_and_register(
@@ -155,7 +155,7 @@ async def train(request: Request) -> RedirectResponse:
             params,
             evaluate=evaluate,
             promote=promote,
-            prepare_serving=image_writer(settings),
+            prepare_serving=serving_preparation(settings),
         )
         return info.to_dict()
 

@@ -12,7 +12,7 @@ deleted at once; written anew), or for a new model version, weighting or history
 model version's image is derived from the latest image of the same weighting and window (its
 rows and columns put in the new version's order) rather than read from the store again, and
 training writes the image of a version it promotes to the served alias from the snapshot it
-fitted on (``image_writer``), so that even a home's first start only maps arrays.
+fitted on (``loader.serving_preparation``), so that even a home's first start only maps arrays.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,9 +37,9 @@ from recstack.data.weights import EventWeighting
 from recstack.index.stored import file_lock
 from recstack.serving.engine import ModelInfo
 from recstack.serving.engine.snapshot import ServingSnapshot
-from recstack.settings import Settings
-from recstack.workflows.dataset import StoreSnapshot
-from recstack.workflows.train import PrepareServing
+
+if TYPE_CHECKING:
+    from recstack.workflows.dataset import StoreSnapshot
 
 log = logging.getLogger("recstack.serving")
 
@@ -146,21 +146,6 @@ def open_image(
     snapshot = ServingSnapshot(users, item_ids, matrix, items, item_meta, sorted_rows=True)
     seconds = round(time.perf_counter() - start, 3)
     return Image(snapshot, delta, key, built, seconds)
-
-
-def image_writer(settings: Settings) -> PrepareServing:
-    """What ``train_and_register`` calls after a promotion: write the serving image of the
-    promoted version from the snapshot it was fitted on, when that version is what the server
-    maps (``settings.model_name`` under ``settings.serving_alias``, with images on)."""
-
-    def prepare(model: Any, version: Any, snapshot: StoreSnapshot) -> None:
-        alias = settings.serving_alias or "champion"
-        served = version.name == settings.model_name and alias in version.aliases
-        if settings.serving_images and served:
-            info = ModelInfo(model.name, int(version.version), version.name)
-            write_image(settings.home, snapshot, info, model.items, model.users)
-
-    return prepare
 
 
 def write_image(

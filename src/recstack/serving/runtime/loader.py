@@ -13,20 +13,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
+from recstack.models.base import FactorRecommender
 from recstack.models.protocols import TextSearchable
 from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.engine.results import FALLBACK
 from recstack.serving.engine.snapshot import ServingSnapshot
-from recstack.serving.engine.vectors import VectorBackend
-from recstack.serving.runtime.image import graphs_root, map_in, open_image
+from recstack.serving.engine.vectors import ItemVectorSearch, VectorBackend
+from recstack.serving.runtime.image import graphs_root, map_in, open_image, write_image
 from recstack.settings import Settings
+
+if TYPE_CHECKING:  # training's modules: not imported by a serving worker's start
+    from recstack.workflows.dataset import StoreSnapshot
+    from recstack.workflows.train import PrepareServing
 
 log = logging.getLogger("recstack.serving")
 
@@ -56,6 +61,25 @@ def vector_backend(settings: Settings) -> VectorBackend:
     if settings.serving_images:
         backend = replace(backend, index_cache=str(graphs_root(settings.home)))
     return backend
+
+
+def serving_preparation(settings: Settings) -> PrepareServing:
+    """What ``train_and_register`` calls after a promotion: when the version is the one the
+    server loads (``settings.model_name`` under the serving alias), write its serving image
+    from the snapshot it was fitted on and save its HNSW graph, through the calls a start
+    makes, so the first start maps both instead of reading every event and building a graph."""
+
+    def prepare(model: Any, version: Any, snapshot: StoreSnapshot) -> None:
+        alias = settings.serving_alias or "champion"
+        if version.name != settings.model_name or alias not in version.aliases:
+            return
+        if settings.serving_images:
+            info = ModelInfo(model.name, int(version.version), version.name)
+            write_image(settings.home, snapshot, info, model.items, model.users)
+            if isinstance(model, FactorRecommender):  # what ``item_state`` indexes
+                ItemVectorSearch.build(model.item_vectors(), vector_backend(settings))
+
+    return prepare
 
 
 def registry_configured(settings: Settings) -> bool:

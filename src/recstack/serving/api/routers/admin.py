@@ -53,7 +53,7 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
     settings = state.settings
 
     def work() -> dict[str, Any]:
-        from recstack.serving.runtime.image import image_writer
+        from recstack.serving.runtime.loader import serving_preparation
         from recstack.workflows.train import train_and_register
 
         info = train_and_register(
@@ -63,7 +63,7 @@ def train(request: Request, body: TrainRequest, _principal: object = AdminScope)
             evaluate=body.evaluate,
             promote=body.promote,
             name=body.registered_name,
-            prepare_serving=image_writer(settings),
+            prepare_serving=serving_preparation(settings),
         )
         return info.to_dict()
 
