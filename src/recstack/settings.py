@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="Build the served histories once per model version as memory-mapped "
         "files every worker shares (off: each worker snapshots the store itself).",
     )
+    worker_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="With several workers: one whose event loop sends no heartbeat for this "
+        "long (a request blocking it, a deadlock) is killed and replaced.",
+    )
     serving_slots: list[str] = Field(
         default_factory=list,
         description="More model slots to load beside the serving alias, each an alias "

@@ -104,10 +104,11 @@ def test_serve_runs_workers_that_share_metrics_and_user_changes(home):
         stop_process_group(server)
 
 
-def start_two_workers(home: Path) -> tuple[subprocess.Popen, int]:
+def start_two_workers(home: Path, **settings: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     script = Path(sys.executable).with_name("recstack")
     env = {**os.environ, "RECSTACK_HOME": str(home), "RECSTACK_LOG_LEVEL": "WARNING"}
+    env.update({f"RECSTACK_{name.upper()}": value for name, value in settings.items()})
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [str(script), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
@@ -174,6 +175,43 @@ def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(h
     finally:
         stop_process_group(server)
     assert server.returncode == 0  # SIGTERM stops the workers and the parent cleanly
+
+
+def test_a_hung_worker_is_killed_and_replaced(home):
+    server, port = start_two_workers(home, worker_timeout_seconds="3")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base)
+        deadline = time.monotonic() + 60
+        while len(workers := listening_pids(port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(2)  # both serve and beat
+        victim = min(workers)
+        os.kill(victim, signal.SIGSTOP)  # alive, but its event loop no longer runs
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = listening_pids(port)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the stopped worker {victim} was not replaced: {now}")
+        assert not Path(f"/proc/{victim}").exists() or "Z" in _state(victim)  # killed
+        assert server.poll() is None
+        for _ in range(10):  # new connections, answered whichever worker takes them
+            assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
+        time.sleep(4)  # the healthy worker is not mistaken for a hung one
+        assert listening_pids(port) == now
+    finally:
+        stop_process_group(server)
+    output = server.stdout.read().decode() if server.stdout else ""
+    assert f"worker {victim} sent no heartbeat" in output
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (``Z``: a zombie not yet reaped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_serve_refuses_a_port_another_process_listens_on(home):

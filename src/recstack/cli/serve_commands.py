@@ -59,7 +59,14 @@ def serve(
     with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
         open_store(settings).close()
     os.environ[supervisor.STORE_CHECKED_ENV] = settings.store_url
-    argv = supervisor.command(host, port, workers, log_level, with_scheduler=with_scheduler)
+    argv = supervisor.command(
+        host,
+        port,
+        workers,
+        log_level,
+        with_scheduler=with_scheduler,
+        worker_timeout=settings.worker_timeout_seconds,
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)  # the workers' parent need not hold the command line's imports

@@ -20,7 +20,7 @@ from typing import Any
 
 from recstack.serving.runtime.broadcast import FileBroadcast
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
-from recstack.serving.runtime.workers import PortInUseError, Workers
+from recstack.serving.runtime.workers import DEFAULT_TIMEOUT, PortInUseError, Workers
 
 APP = "recstack.app:app_from_env"  # serving + dashboard, composed above both
 SCHEDULER_MODULE = "recstack.serving.runtime.scheduler_process"
@@ -35,7 +35,13 @@ SHARED_FILES_NOTE = (
 
 
 def command(
-    host: str, port: int, workers: int, log_level: str, *, with_scheduler: bool = False
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    *,
+    with_scheduler: bool = False,
+    worker_timeout: float = DEFAULT_TIMEOUT,
 ) -> list[str]:
     """The ``argv`` that runs the supervisor with these options."""
     return [
@@ -46,6 +52,7 @@ def command(
         f"--port={port}",
         f"--workers={workers}",
         f"--log-level={log_level}",
+        f"--worker-timeout={worker_timeout}",
         *(["--with-scheduler"] if with_scheduler else []),
     ]
 
@@ -70,10 +77,17 @@ def stop_scheduler(process: subprocess.Popen | None) -> None:
 
 
 def run(
-    host: str, port: int, workers: int, log_level: str, *, with_scheduler: bool = False
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    *,
+    with_scheduler: bool = False,
+    worker_timeout: float = DEFAULT_TIMEOUT,
 ) -> None:
     """Start ``workers`` uvicorn workers building the app from the environment (and the
-    scheduler beside them); clean up the shared files when they stop."""
+    scheduler beside them), replacing one silent for ``worker_timeout`` seconds; clean up the
+    shared files when they stop."""
     import uvicorn
 
     for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
@@ -104,7 +118,7 @@ def run(
     try:
         if workers > 1:  # each worker on its own socket, so connections spread over them
             try:
-                pool = Workers(workers, host, port, config)
+                pool = Workers(workers, host, port, config, timeout=worker_timeout)
             except PortInUseError as exc:
                 print(f"recstack serve: {exc.strerror}", file=sys.stderr, flush=True)
                 raise SystemExit(1) from None
@@ -124,8 +138,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--with-scheduler", action="store_true")
+    parser.add_argument("--worker-timeout", type=float, default=DEFAULT_TIMEOUT)
     args = parser.parse_args(argv)
-    run(args.host, args.port, args.workers, args.log_level, with_scheduler=args.with_scheduler)
+    run(
+        args.host,
+        args.port,
+        args.workers,
+        args.log_level,
+        with_scheduler=args.with_scheduler,
+        worker_timeout=args.worker_timeout,
+    )
 
 
 if __name__ == "__main__":
