@@ -35,6 +35,24 @@ def test_auto_select_scores_defaults_and_keeps_the_best() -> None:
     assert set(tags) >= {f"recstack.auto.{m}_ndcg" for m in FAMILIES}
 
 
+def test_auto_keeps_the_defaults_when_two_trials_do_not_fit_the_budget() -> None:
+    data = planted_dataset(n_users=150, n_items=60, per_user=12, seed=4)
+    choice = auto_select(data, budget_seconds=1e-3, seed=1)  # spent on scoring the defaults
+    assert sorted(c.model for c in choice.candidates) == sorted(FAMILIES)
+    assert not any(c.tuned for c in choice.candidates)
+    assert choice.score == max(c.score for c in choice.candidates)
+
+
+def test_tune_refuses_a_timeout_shorter_than_one_expected_trial() -> None:
+    from recstack.workflows.tune import tune
+
+    data = planted_dataset(n_users=40, n_items=20, per_user=5, seed=1)
+    with pytest.raises(ValueError, match="no trial fits"):
+        tune(data, "itemknn", trials=5, timeout=1.0, trial_seconds=2.0)
+    best, value, study = tune(data, "itemknn", trials=3, timeout=60.0, trial_seconds=0.5)
+    assert len(study.trials) == 3 and 0.0 <= value <= 1.0
+
+
 def test_auto_refuses_a_budget_that_is_not_positive() -> None:
     with pytest.raises(ConfigError, match="budget_seconds must be positive"):
         auto_select(planted_dataset(n_users=20, n_items=10, per_user=3), budget_seconds=0)

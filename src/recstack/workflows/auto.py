@@ -87,8 +87,10 @@ def auto_select(
 
     Args:
         dataset: training data only (a per-user 80/20 split of it is carved here).
-        budget_seconds: wall-clock budget for the whole search; defaults are always scored,
-            tuning stops when the budget is spent (a trial running then finishes).
+        budget_seconds: wall-clock budget for the whole search. Defaults are always scored;
+            each family is then tuned in its share of what is left (cheapest first), starting
+            no trial that would end past that share if it took as long as the longest one so
+            far, and not at all when its share holds fewer than two default fits.
         families: model families to consider.
     """
     if budget_seconds <= 0:
@@ -97,18 +99,22 @@ def auto_select(
     names = candidate_families(dataset, families)
     train, valid = stratified_split(dataset, ratio=VALIDATION_RATIO, seed=seed)
     candidates: list[Candidate] = []
+    cost: dict[str, float] = {}  # seconds one default fit and scoring took, per family
     with ProgressTask("auto: scoring defaults", total=len(names), enabled=progress) as bar:
         for name in names:
+            began = time.perf_counter()
             fitted = create_model(name).fit(train)
             score = holdout_metrics(fitted, train, valid, k=k)[metric]
+            cost[name] = time.perf_counter() - began
             candidates.append(Candidate(name, fitted.get_params(), score, tuned=False))
             bar.advance(1)
-    for i, name in enumerate(names):
+    # cheapest first: what one family leaves of its share goes to the next ones
+    for i, name in enumerate(sorted(names, key=cost.__getitem__)):
         left = budget_seconds - (time.perf_counter() - start)
         share = left / (len(names) - i)
-        if share < 1.0:
-            break
-        params, score = _tune_for(dataset, name, share, seed, metric, k, progress)
+        if share < 2 * cost[name]:  # not even two trials fit: keep the default
+            continue
+        params, score = _tune_for(dataset, name, share, cost[name], seed, metric, k, progress)
         if params is not None:
             candidates.append(Candidate(name, params, score, tuned=True))
     candidates.sort(key=lambda c: c.score, reverse=True)
@@ -124,9 +130,17 @@ def auto_select(
 
 
 def _tune_for(
-    dataset: Dataset, name: str, seconds: float, seed: int, metric: str, k: int, progress: bool
+    dataset: Dataset,
+    name: str,
+    seconds: float,
+    trial_seconds: float,
+    seed: int,
+    metric: str,
+    k: int,
+    progress: bool,
 ) -> tuple[dict[str, Any] | None, float]:
-    """Optuna on ``name`` for about ``seconds``; (None, -inf) when no trial finished."""
+    """Optuna on ``name`` within ``seconds`` (a trial expected to take ``trial_seconds`` at
+    first); (None, -inf) when no trial finished."""
     try:
         best, value, _ = tune(
             dataset,
@@ -137,6 +151,7 @@ def _tune_for(
             k=k,
             progress=progress,
             timeout=seconds,
+            trial_seconds=trial_seconds,
             validation_ratio=VALIDATION_RATIO,
         )
     except ValueError:  # optuna: no trial completed within the time

@@ -10,6 +10,7 @@ read with ``--config``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,16 @@ def check_tuning(
     return validate_params(model, params, only_given=True)
 
 
+def out_of_time(elapsed: float, longest_trial: float, timeout: float | None) -> bool:
+    """Whether a search with ``timeout`` seconds should start no more trials: the next one,
+    if it takes as long as the longest so far, would end past the timeout.
+
+    >>> out_of_time(50.0, 8.0, 60.0), out_of_time(53.0, 8.0, 60.0), out_of_time(1e9, 8.0, None)
+    (False, True, False)
+    """
+    return timeout is not None and elapsed + longest_trial > timeout
+
+
 def tune(
     dataset: Dataset,
     model: str,
@@ -61,6 +72,7 @@ def tune(
     params: Mapping[str, Any] | None = None,
     validation_ratio: float = 0.8,
     timeout: float | None = None,
+    trial_seconds: float = 0.0,
 ) -> tuple[dict[str, Any], float, Any]:
     """Search ``model``'s parameters maximising ``metric``@k on a validation split.
 
@@ -71,7 +83,9 @@ def tune(
         trials: number of Optuna trials (TPE sampler seeded with ``seed``).
         metric: one of ``TUNABLE_METRICS``.
         params: fixed parameters applied under every trial's sampled ones.
-        timeout: stop starting trials after this many seconds (``trials`` is then a cap).
+        timeout: start no trial that would end after this many seconds if it took as long
+            as the longest so far (``trials`` is then a cap); ``trial_seconds`` is that
+            estimate before any trial ended (for example the time one default fit took).
 
     Returns:
         ``(best_params, best_value, study)``: the parameters to pass to ``create_model`` (fixed
@@ -99,13 +113,21 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=seed),
         study_name=f"recstack-{model}",
     )
+    started, longest = time.perf_counter(), float(trial_seconds)
     with ProgressTask(f"tuning {model}", total=trials, enabled=progress) as bar:
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            nonlocal longest
             best = study.best_value if study.best_trials else float("nan")
             bar.update(description=f"tuning {model} (best {metric}@{k} {best:.4f})")
             bar.advance(1)
+            if trial.duration is not None:
+                longest = max(longest, trial.duration.total_seconds())
+            if out_of_time(time.perf_counter() - started, longest, timeout):
+                study.stop()
 
+        if out_of_time(0.0, longest, timeout):
+            raise ValueError("no trial fits in the time given")  # as optuna: none completed
         study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[advance])
     best = {**fixed, **space(optuna.trial.FixedTrial(study.best_params))}
     return best, float(study.best_value), study
