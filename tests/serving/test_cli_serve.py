@@ -148,6 +148,17 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
+def wait_replaced(port: int, victim: int, timeout: float = 60.0) -> set[int]:
+    """The two listening workers once ``victim`` is no longer one of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = listening_pids(port)
+        if len(now) == 2 and victim not in now:
+            return now
+        time.sleep(0.2)
+    raise AssertionError(f"no worker replaced {victim}: listening {now}")
+
+
 def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(home):
     server, port = start_two_workers(home)
     base = f"http://127.0.0.1:{port}"
@@ -161,14 +172,7 @@ def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(h
         assert len(workers) == 2 and server.pid not in workers
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            now = listening_pids(port)
-            if len(now) == 2 and victim not in now:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"no worker replaced {victim}: listening {now}")
+        wait_replaced(port, victim)
         assert server.poll() is None
         for _ in range(10):  # new connections, answered whichever worker takes them
             assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
@@ -189,14 +193,7 @@ def test_a_hung_worker_is_killed_and_replaced(home):
         time.sleep(2)  # both serve and beat
         victim = min(workers)
         os.kill(victim, signal.SIGSTOP)  # alive, but its event loop no longer runs
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            now = listening_pids(port)
-            if len(now) == 2 and victim not in now:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"the stopped worker {victim} was not replaced: {now}")
+        now = wait_replaced(port, victim)
         assert not Path(f"/proc/{victim}").exists() or "Z" in _state(victim)  # killed
         assert server.poll() is None
         for _ in range(10):  # new connections, answered whichever worker takes them

@@ -59,7 +59,7 @@ def serve(
     with user_errors():  # create/migrate once before the workers start, fail fast if unreachable
         open_store(settings).close()
     os.environ[supervisor.STORE_CHECKED_ENV] = settings.store_url
-    argv = supervisor.command(
+    options = supervisor.ServeOptions(
         host,
         port,
         workers,
@@ -67,6 +67,7 @@ def serve(
         with_scheduler=with_scheduler,
         worker_timeout=settings.worker_timeout_seconds,
     )
+    argv = options.argv()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)  # the workers' parent need not hold the command line's imports

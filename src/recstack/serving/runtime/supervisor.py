@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +35,31 @@ SHARED_FILES_NOTE = (
 )
 
 
-def command(
-    host: str,
-    port: int,
-    workers: int,
-    log_level: str,
-    *,
-    with_scheduler: bool = False,
-    worker_timeout: float = DEFAULT_TIMEOUT,
-) -> list[str]:
-    """The ``argv`` that runs the supervisor with these options."""
-    return [
-        sys.executable,
-        "-m",
-        __name__,
-        f"--host={host}",
-        f"--port={port}",
-        f"--workers={workers}",
-        f"--log-level={log_level}",
-        f"--worker-timeout={worker_timeout}",
-        *(["--with-scheduler"] if with_scheduler else []),
-    ]
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``recstack serve`` starts: the address, the workers (one silent for
+    ``worker_timeout`` seconds is replaced) and whether the scheduler runs beside them."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    with_scheduler: bool = False
+    worker_timeout: float = DEFAULT_TIMEOUT
+
+    def argv(self) -> list[str]:
+        """The command line that runs the supervisor with these options (``main`` parses it)."""
+        return [
+            sys.executable,
+            "-m",
+            __name__,
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--workers={self.workers}",
+            f"--log-level={self.log_level}",
+            f"--worker-timeout={self.worker_timeout}",
+            *(["--with-scheduler"] if self.with_scheduler else []),
+        ]
 
 
 def start_scheduler() -> subprocess.Popen:
@@ -76,49 +81,46 @@ def stop_scheduler(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
-def run(
-    host: str,
-    port: int,
-    workers: int,
-    log_level: str,
-    *,
-    with_scheduler: bool = False,
-    worker_timeout: float = DEFAULT_TIMEOUT,
-) -> None:
-    """Start ``workers`` uvicorn workers building the app from the environment (and the
-    scheduler beside them), replacing one silent for ``worker_timeout`` seconds; clean up the
-    shared files when they stop."""
+def run(options: ServeOptions) -> None:
+    """Start the uvicorn workers building the app from the environment (and the scheduler
+    beside them); clean up the shared files when they stop."""
     import uvicorn
 
     for name in SINGLE_THREAD_ENV:  # workers give the parallelism; see app_from_env
         os.environ.setdefault(name, "1")
     shared = None
     # the scheduler tells even a single worker to reload through the shared files
-    if workers > 1 or with_scheduler:
+    if options.workers > 1 or options.with_scheduler:
         shared = tempfile.mkdtemp(prefix="recstack-workers-")
-        if workers > 1:
+        if options.workers > 1:
             os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
         if not os.environ.get("RECSTACK_REDIS_URL"):
             # events, purges, item upserts and reloads reach every worker through these files
             SharedGenerations.create(Path(shared) / GENERATIONS_FILE)
             FileBroadcast.create(shared)
             os.environ["RECSTACK_WORKER_STATE_DIR"] = shared
-            if workers > 1:
+            if options.workers > 1:
                 print(SHARED_FILES_NOTE, file=sys.stderr, flush=True)
-    scheduler = start_scheduler() if with_scheduler else None
+    scheduler = start_scheduler() if options.with_scheduler else None
     config: dict[str, Any] = {
         "app": APP,
         "factory": True,
-        "host": host,
-        "port": port,
-        "log_level": log_level,
+        "host": options.host,
+        "port": options.port,
+        "log_level": options.log_level,
         # uvicorn logs each request at INFO: above that level the line is built for nothing
-        "access_log": log_level.lower() in ("trace", "debug", "info"),
+        "access_log": options.log_level.lower() in ("trace", "debug", "info"),
     }
     try:
-        if workers > 1:  # each worker on its own socket, so connections spread over them
+        if options.workers > 1:  # each worker on its own socket: connections spread over them
             try:
-                pool = Workers(workers, host, port, config, timeout=worker_timeout)
+                pool = Workers(
+                    options.workers,
+                    options.host,
+                    options.port,
+                    config,
+                    timeout=options.worker_timeout,
+                )
             except PortInUseError as exc:
                 print(f"recstack serve: {exc.strerror}", file=sys.stderr, flush=True)
                 raise SystemExit(1) from None
@@ -139,15 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--with-scheduler", action="store_true")
     parser.add_argument("--worker-timeout", type=float, default=DEFAULT_TIMEOUT)
-    args = parser.parse_args(argv)
-    run(
-        args.host,
-        args.port,
-        args.workers,
-        args.log_level,
-        with_scheduler=args.with_scheduler,
-        worker_timeout=args.worker_timeout,
-    )
+    run(ServeOptions(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":
