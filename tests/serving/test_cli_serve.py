@@ -148,15 +148,16 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
-def wait_replaced(port: int, victim: int, timeout: float = 60.0) -> set[int]:
-    """The two listening workers once ``victim`` is no longer one of them."""
+def two_listening(port: int, without: int | None = None, timeout: float = 60.0) -> set[int]:
+    """The two processes listening on ``port`` once they are two, ``without`` not among them
+    (a worker that must have been replaced)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = listening_pids(port)
-        if len(now) == 2 and victim not in now:
+        if len(now) == 2 and without not in now:
             return now
         time.sleep(0.2)
-    raise AssertionError(f"no worker replaced {victim}: listening {now}")
+    raise AssertionError(f"not two listening workers without {without}: {now}")
 
 
 def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(home):
@@ -164,15 +165,13 @@ def test_each_worker_listens_on_its_own_socket_and_a_killed_worker_is_replaced(h
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base)
-        deadline = time.monotonic() + 60
-        while len(workers := listening_pids(port)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        workers = two_listening(port)
         # two listening sockets, one per worker, and none in the parent: the kernel spreads
         # connections over the workers instead of one worker accepting a whole burst
         assert len(workers) == 2 and server.pid not in workers
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        wait_replaced(port, victim)
+        two_listening(port, without=victim)
         assert server.poll() is None
         for _ in range(10):  # new connections, answered whichever worker takes them
             assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
@@ -186,14 +185,12 @@ def test_a_hung_worker_is_killed_and_replaced(home):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base)
-        deadline = time.monotonic() + 60
-        while len(workers := listening_pids(port)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        workers = two_listening(port)
         assert len(workers) == 2
         time.sleep(2)  # both serve and beat
         victim = min(workers)
         os.kill(victim, signal.SIGSTOP)  # alive, but its event loop no longer runs
-        now = wait_replaced(port, victim)
+        now = two_listening(port, without=victim)
         assert not Path(f"/proc/{victim}").exists() or "Z" in _state(victim)  # killed
         assert server.poll() is None
         for _ in range(10):  # new connections, answered whichever worker takes them
