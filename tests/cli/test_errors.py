@@ -49,3 +49,26 @@ def test_messages_are_one_line_on_stderr():
 def test_bugs_keep_their_traceback():
     with pytest.raises(ZeroDivisionError), user_errors():
         raise ZeroDivisionError
+
+
+def test_an_invalid_setting_is_a_usage_error_naming_the_variable(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("recstack")
+    env = {
+        **os.environ,
+        "RECSTACK_HOME": str(tmp_path / "home"),
+        "RECSTACK_WORKER_TIMEOUT_SECONDS": "-1",
+        "RECSTACK_CACHE_TTL_SECONDS": "soon",
+    }
+    done = subprocess.run(
+        [str(script), "keys", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == EXIT_USAGE
+    assert "RECSTACK_WORKER_TIMEOUT_SECONDS=-1: Input should be greater than 0" in done.stderr
+    assert "RECSTACK_CACHE_TTL_SECONDS=soon" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "home").exists()  # nothing was created

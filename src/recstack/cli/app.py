@@ -23,6 +23,7 @@ from recstack.cli import (
     store_commands,
     stream_commands,
 )
+from recstack.cli.errors import EXIT_USAGE, print_error, settings_problems
 from recstack.settings import get_settings
 
 app = typer.Typer(
@@ -68,5 +69,13 @@ _register()
 
 
 def main() -> None:
-    """Entry point of the ``recstack`` script."""
-    app()
+    """Entry point of the ``recstack`` script. An invalid setting in the environment, read by
+    whichever command runs, is a usage error naming the variable, not a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        problems = settings_problems(exc)
+        if problems is None:
+            raise
+        print_error(f"invalid settings: {problems}")
+        raise SystemExit(EXIT_USAGE) from None

@@ -32,11 +32,37 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def fail(message: str, code: int = EXIT_DATA) -> NoReturn:
-    """Print ``error: message`` on stderr and end the command with exit status ``code``."""
+def settings_problems(exc: Exception) -> str | None:
+    """What is wrong with the environment's settings, one clause per variable, when ``exc`` is
+    the validation error of ``Settings``; None for any other error.
+
+    >>> from recstack.settings import Settings
+    >>> try:
+    ...     Settings(worker_timeout_seconds=-1)
+    ... except Exception as exc:
+    ...     print(settings_problems(exc))
+    RECSTACK_WORKER_TIMEOUT_SECONDS=-1: Input should be greater than 0
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    return "; ".join(
+        f"RECSTACK_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')}: {e['msg']}"
+        for e in exc.errors()
+    )
+
+
+def print_error(message: str) -> None:
+    """Print ``error: message`` on stderr."""
     Console(stderr=True).print(
         f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
     )
+
+
+def fail(message: str, code: int = EXIT_DATA) -> NoReturn:
+    """Print ``error: message`` on stderr and end the command with exit status ``code``."""
+    print_error(message)
     raise typer.Exit(code)
 
 
