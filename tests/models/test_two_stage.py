@@ -177,3 +177,17 @@ def test_artifact_saved_without_standardised_scores_still_loads_and_scores(data,
     np.testing.assert_allclose(
         loaded.score(train.matrix[users], users), old.score(train.matrix[users], users), rtol=1e-5
     )
+
+
+def test_max_users_bounds_the_training_lists_of_each_fold(data):
+    train, _ = data
+    full = TwoStageRecommender(retrievers="itemknn", candidates=20, folds=2, rounds=5).fit(train)
+    capped = TwoStageRecommender(
+        retrievers="itemknn", candidates=20, folds=2, rounds=5, max_users=15, min_data_in_leaf=5
+    ).fit(train)
+    assert full.report["training_lists"] > 30
+    assert 0 < capped.report["training_lists"] <= 2 * 15
+    assert (
+        capped.report["candidate_recall"]["positives"]
+        < full.report["candidate_recall"]["positives"]
+    )

@@ -31,6 +31,13 @@ class TwoStageConfig(ModelConfig):
         "or 'global' (everything after one time cut).",
     )
     folds: int = Field(2, ge=1, le=10, description="Out-of-fold rounds (random split seeds).")
+    max_users: int = Field(
+        50_000,
+        ge=0,
+        description="Users whose lists train the reranker per fold: a random sample of this many "
+        "when more have held-out events (0: all). Bounds the reranker's training rows on large "
+        "data; the retrievers still fit on every user.",
+    )
     rounds: int = Field(150, ge=1, le=10_000, description="Boosting rounds.")
     learning_rate: float = Field(0.05, gt=0.0, le=1.0, description="Boosting learning rate.")
     num_leaves: int = Field(15, ge=2, le=4096, description="Leaves per tree.")

@@ -132,9 +132,11 @@ def fold_lists(
     context_features: bool,
     n_context: int,
     standardised: bool = False,
+    max_users: int = 0,
     advance: Callable[[], None] = lambda: None,
 ) -> TrainingLists:
-    """Out-of-fold candidate lists with labels, one fold per seed."""
+    """Out-of-fold candidate lists with labels, one fold per seed (of at most ``max_users``
+    sampled users per fold when ``max_users`` > 0)."""
     out = TrainingLists()
     for fold in range(folds):
         if split == "temporal":
@@ -148,7 +150,7 @@ def fold_lists(
         truth = held.matrix
         has_truth = np.diff(truth.indptr) > 0
         has_history = np.diff(inner.matrix.indptr) > 0
-        users = np.flatnonzero(has_truth & has_history)
+        users = sample_users(np.flatnonzero(has_truth & has_history), max_users, seed + fold)
         h = inner.matrix[users]
         cands = generate(retrievers, h, users, depth, standardised=standardised)
         labels = candidate_labels(cands, truth[users])
@@ -170,6 +172,21 @@ def fold_lists(
         if split in ("temporal", "global"):
             break  # one time-based fold: later folds would repeat it
     return out
+
+
+def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """A sorted random sample of ``limit`` of ``users`` (all of them when ``limit`` is 0 or
+    not smaller).
+
+    >>> sample_users(np.arange(10), 0, 0).tolist() == list(range(10))
+    True
+    >>> picked = sample_users(np.arange(10), 3, 0)
+    >>> len(picked), bool(np.all(np.diff(picked) > 0)), set(picked) <= set(range(10))
+    (3, True, True)
+    """
+    if limit <= 0 or len(users) <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
 
 
 def _first_times(held: Dataset) -> np.ndarray:

@@ -105,6 +105,7 @@ class TwoStageRecommender(Recommender):
                 context_features=cfg.context_features,
                 n_context=len(self.context_keys),
                 standardised=cfg.standardised_scores,
+                max_users=cfg.max_users,
                 advance=bar.advance,
             )
             self.space = ItemSpace.fit(dataset, cfg.half_life_days)
