@@ -10,8 +10,9 @@ taken while a worker restarts and no connection waits on a socket nobody accepts
 
 The parent restarts a worker that dies, and one that hangs: each worker's event loop writes
 the time into a shared heartbeat every ``BEAT_SECONDS`` once it serves, and a worker whose
-heartbeat is older than ``timeout`` (a request that blocks the loop, a deadlock) is killed and
-replaced, so the port keeps answering instead of queuing connections behind it. On SIGINT or
+heartbeat is older than ``timeout`` (a request that blocks the loop, a deadlock, a threadpool
+whose every thread is stuck) is killed and replaced, so the port keeps answering instead of
+queuing connections behind it. On SIGINT or
 SIGTERM the parent stops every worker (SIGTERM: uvicorn's graceful shutdown, then SIGKILL after
 ``STOP_TIMEOUT``).
 """
@@ -91,12 +92,24 @@ def _worker(config: dict[str, Any], host: str, port: int, beat: Any) -> None:
 
 
 async def _beat(server: Any, beat: Any) -> None:
-    """Write ``time.monotonic()`` (one clock for every process) into ``beat`` while the loop
-    runs; nothing before the server has started (loading a model may take a while)."""
+    """Write ``time.monotonic()`` (one clock for every process) into ``beat`` while the worker
+    can serve; nothing before the server has started (loading a model may take a while).
+
+    Each beat first passes through the request threadpool (anyio's default limiter, the one
+    synchronous routes run on): a worker whose loop turns but whose threads are all stuck
+    cannot answer either, and stops beating too.
+    """
+    import anyio.to_thread
+
     while True:
         if server.started:
+            await anyio.to_thread.run_sync(_nothing)
             beat.value = time.monotonic()
         await asyncio.sleep(BEAT_SECONDS)
+
+
+def _nothing() -> None:
+    """What a heartbeat runs on the threadpool: only getting a thread counts."""
 
 
 def hung(beat: float, now: float, timeout: float) -> bool:
