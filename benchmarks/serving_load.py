@@ -50,6 +50,7 @@ import httpx
 import numpy as np
 
 FILTER = {"difficulty": {"in": [1, 2]}}
+SOAK_SHARE = 0.8  # the soak's default rate, as a share of the measured throughput
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,6 +61,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--factors", type=int, default=64)
     p.add_argument("--iterations", type=int, default=15)
+    p.add_argument(
+        "--model",
+        choices=("als", "two_stage"),
+        default="als",
+        help="the champion to serve: ALS, or two_stage (ALS and ItemKNN candidates reranked "
+        "by LightGBM); a home whose champion is another model gets a new one trained",
+    )
+    p.add_argument(
+        "--rerank-users",
+        type=int,
+        default=20_000,
+        help="two_stage: users whose lists train the reranker (its max_users)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
     p.add_argument("--rate", type=float, default=500.0, help="requests/s of the latency phase")
@@ -70,10 +84,16 @@ def parse_args() -> argparse.Namespace:
         "--soak",
         type=float,
         default=0.0,
-        help="seconds of reads over all users before the "
-        "other phases, at --soak-rate, with memory before and after (0: skip)",
+        help="seconds of reads over all users after the throughput phases, at --soak-rate, "
+        "with memory after it (compared to idle; 0: skip)",
     )
-    p.add_argument("--soak-rate", type=float, default=2000.0, help="requests/s of the soak")
+    p.add_argument(
+        "--soak-rate",
+        type=float,
+        default=0.0,
+        help="requests/s of the soak (0: 80%% of the recommendations throughput just measured, "
+        "so the soak's latencies stay meaningful on a slow machine)",
+    )
     p.add_argument("--home", type=Path, help="reuse (or create) this recstack home")
     p.add_argument(
         "--experiment",
@@ -123,17 +143,19 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
         store.ingest(data, progress=not quiet)
         timings["ingest_s"] = time.perf_counter() - start
     try:
-        ModelRegistry(settings).resolve(settings.model_name, settings.serving_alias)
-    except Exception:  # noqa: BLE001 - nothing registered yet: train one
+        served = ModelRegistry(settings).resolve(settings.model_name, settings.serving_alias).model
+    except Exception:  # noqa: BLE001 - nothing registered yet
+        served = None
+    if served != args.model:
         from recstack.serving.runtime.loader import serving_preparation
         from recstack.workflows.train import train_and_register
 
-        log("training ALS and registering it as the champion ...", quiet)
+        log(f"training {args.model} and registering it as the champion ...", quiet)
         start = time.perf_counter()
-        params = {"factors": args.factors, "iterations": args.iterations, "random_state": args.seed}
+        params = model_params(args)
         train_and_register(
             settings,
-            "als",
+            args.model,
             params,
             evaluate=False,
             promote="champion",
@@ -154,6 +176,20 @@ def prepare_home(args: argparse.Namespace, home: Path, quiet: bool) -> dict:
         "events_stored": int(snapshot.n_interactions),
         "keys": keys,
         "timings": timings,
+    }
+
+
+def model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The champion's parameters: ALS as given, or two_stage over that ALS and ItemKNN."""
+    als = {"factors": args.factors, "iterations": args.iterations, "random_state": args.seed}
+    if args.model == "als":
+        return als
+    return {
+        "retrievers": "als,itemknn",
+        "retriever_params": json.dumps({"als": als}),
+        "folds": 1,
+        "max_users": args.rerank_users,
+        "seed": args.seed,
     }
 
 
@@ -606,14 +642,6 @@ def main() -> int:
             log("A/A experiment on 100% of traffic: exposure logging on", quiet)
 
         rng = random.Random(args.seed)
-        soak = None
-        if args.soak > 0:
-            log(f"soak: {args.soak:.0f} s at {args.soak_rate:.0f} req/s over all users ...", quiet)
-            shuffled = rng.sample(users, len(users))
-            soak = run_async(
-                open_loop(port, server.pid, keys["read"], shuffled, args.soak_rate, args.soak)
-            )
-            soak["memory_after"] = server_memory(server.pid)
         sample = rng.sample(users, min(len(users), 20_000))
         flt = quote(json.dumps(FILTER, separators=(",", ":")))
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
@@ -628,10 +656,18 @@ def main() -> int:
             log("wrk: recommendations ...", quiet)
             recs = run_wrk(base, args, pgid, Path(lua.name))
             os.unlink(lua.name)
-            log(f"open loop at {args.rate:.0f} req/s ...", quiet)
+        soak = None
+        if args.soak > 0:
+            soak_rate = args.soak_rate or SOAK_SHARE * recs.get("requests_per_s", 2500.0)
+            log(f"soak: {args.soak:.0f} s at {soak_rate:.0f} req/s over all users ...", quiet)
+            shuffled = rng.sample(users, len(users))
+            soak = run_async(open_loop(port, pgid, keys["read"], shuffled, soak_rate, args.soak))
+            soak["rate"] = round(soak_rate, 1)
+            soak["memory_after"] = server_memory(server.pid)
         gc.collect()
         gc.freeze()  # this script's own full collections would stall its schedule, not the server
         if not args.only_events:
+            log(f"open loop at {args.rate:.0f} req/s ...", quiet)
             fixed = run_async(open_loop(port, pgid, keys["read"], sample, args.rate, args.duration))
         log("events: batches of 1,000 ...", quiet)
         batched = run_async(
@@ -657,6 +693,7 @@ def main() -> int:
             "events": args.events,
             "workers": args.workers,
             "factors": args.factors,
+            "model": args.model,
             "duration_s": args.duration,
             "wrk_connections": args.connections,
             "cache_ttl_s": args.cache_ttl,
@@ -721,7 +758,7 @@ def main() -> int:
             after = soak["memory_after"]
             rows += [
                 (
-                    f"soak {args.soak:.0f} s: p99 (ms) / failures",
+                    f"soak {args.soak:.0f} s at {soak['rate']:.0f} req/s: p99 (ms) / failures",
                     f"{soak['p99_ms']:.1f} / {soak['failures']}",
                 ),
                 (
