@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from recstack.data.dataset import Dataset
 from recstack.models.ranking.attributes import attribute_columns
 from recstack.models.ranking.candidates import Candidates
+from recstack.models.similarity import cosine_topk
 
 DAY = 86_400.0
 NEIGHBOURS = 50  # co-occurrence neighbours kept per item
@@ -60,33 +61,13 @@ def decayed_counts(
     return np.bincount(items, weights=w, minlength=n_items).astype(np.float32)
 
 
-def prune_rows(m: sp.csr_matrix, keep: int) -> sp.csr_matrix:
-    """Each row's ``keep`` largest entries (vectorised: one sort of all entries).
-
-    >>> prune_rows(sp.csr_matrix(np.array([[1.0, 3.0, 2.0], [0.0, 0.0, 4.0]])), 1).toarray()
-    array([[0., 3., 0.],
-           [0., 0., 4.]])
-    """
-    m = sp.csr_matrix(m)
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    position = np.arange(len(order)) - m.indptr[rows[order]]
-    kept = order[position < keep]
-    return sp.csr_matrix((m.data[kept], (rows[kept], m.indices[kept])), shape=m.shape)
-
-
 def cooccurrence_neighbours(matrix: sp.csr_matrix, keep: int = NEIGHBOURS) -> sp.csr_matrix:
-    """Cosine similarity of item columns of the binarised matrix, zero diagonal, top ``keep``."""
+    """Cosine similarity of item columns of the binarised matrix, zero diagonal, top ``keep``
+    (computed a block of items at a time: the full co-occurrence of a large catalogue would
+    not fit in memory)."""
     binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     binary.data[:] = 1.0
-    cooc = sp.csr_matrix(binary.T @ binary)
-    norms = np.sqrt(cooc.diagonal()).astype(np.float32)
-    norms[norms == 0] = 1.0
-    cooc.setdiag(0.0)
-    cooc.eliminate_zeros()
-    rows = np.repeat(np.arange(cooc.shape[0]), np.diff(cooc.indptr))
-    cooc.data = (cooc.data / (norms[rows] * norms[cooc.indices])).astype(np.float32)
-    return prune_rows(cooc, keep)
+    return cosine_topk(binary, keep)
 
 
 @dataclass
@@ -236,12 +217,19 @@ def neighbour_overlap(
     if total == 0 or len(member_keys) == 0:
         return np.zeros(m, np.float32), np.zeros(m, np.float32)
     cand = np.repeat(np.arange(m), counts)
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    pos = np.repeat(starts, counts) + offsets
-    keys = rows[cand].astype(np.int64) * width + neighbours.indices[pos]
-    at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
-    hit = member_keys[at] == keys
-    values = np.asarray(neighbours.data[pos][hit], dtype=np.float32)
+    if member_keys[-1] < width and not rows.any():  # one row (a served request): a mask
+        sub = neighbours[items]
+        members = np.zeros(width, dtype=bool)
+        members[member_keys] = True
+        hit = members[sub.indices]
+        values = np.asarray(sub.data[hit], dtype=np.float32)
+    else:
+        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos = np.repeat(starts, counts) + offsets
+        keys = rows[cand].astype(np.int64) * width + neighbours.indices[pos]
+        at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
+        hit = member_keys[at] == keys
+        values = np.asarray(neighbours.data[pos][hit], dtype=np.float32)
     owners = cand[hit]  # sorted: candidates' neighbour runs are laid out in candidate order
     sums = np.bincount(owners, weights=values, minlength=m).astype(np.float32)
     peaks = np.zeros(m, dtype=np.float32)
