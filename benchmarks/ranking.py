@@ -10,6 +10,7 @@ in-process time to rerank 200 candidates for one user (p50/p99).
     flock /tmp/bench.lock python benchmarks/ranking.py --dataset ml-100k --seeds 42,43,44
     python benchmarks/ranking.py --dataset ml-latest-small --protocol temporal
     python benchmarks/ranking.py --dataset synthetic
+    python benchmarks/ranking.py --home HOME   # the two_stage a home serves (e.g. the 25M set)
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,28 +78,82 @@ def fused(models: list, train: Dataset, users: np.ndarray, k: int, depth: int = 
     return np.argsort(-total, axis=1, kind="stable")[:, :k]
 
 
-def rerank_latency(
-    model: TwoStageRecommender, train: Dataset, n: int = 200, reps: int = 300
-) -> dict[str, float]:
-    """Milliseconds to score ``n`` given candidates for one known user (retriever lists,
-    features, booster): wall time, and the thread's CPU time (less sensitive to other work on
-    a shared machine)."""
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, train.n_users, size=reps)
-    wall, cpu = [], []
-    for u in users:
-        items = rng.choice(train.n_items, size=min(n, train.n_items), replace=False)
-        history = train.matrix[u]
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        model.score_items(history, np.array([u]), items)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.thread_time() - start_cpu)
+def percentiles(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    """p50/p99 of wall and thread CPU seconds, in milliseconds."""
     w, c = np.asarray(wall) * 1000, np.asarray(cpu) * 1000
     return {
         "p50_ms": round(float(np.percentile(w, 50)), 3),
         "p99_ms": round(float(np.percentile(w, 99)), 3),
         "cpu_p50_ms": round(float(np.percentile(c, 50)), 3),
         "cpu_p99_ms": round(float(np.percentile(c, 99)), 3),
+    }
+
+
+def timed(calls: list[Callable[[], object]]) -> dict[str, float]:
+    """Run each call once: wall time, and the thread's CPU time (less sensitive to other work
+    on a shared machine)."""
+    wall, cpu = [], []
+    for call in calls:
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        call()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    return percentiles(wall, cpu)
+
+
+def rerank_latency(
+    model: TwoStageRecommender, train: Dataset, n: int = 200, reps: int = 300
+) -> dict[str, float]:
+    """Milliseconds to score ``n`` given candidates for one known user (retriever lists,
+    features, booster)."""
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, train.n_users, size=reps)
+    picks = [rng.choice(train.n_items, size=min(n, train.n_items), replace=False) for _ in users]
+    return timed(
+        [
+            partial(model.score_items, train.matrix[u], np.array([u]), items)
+            for u, items in zip(users, picks, strict=True)
+        ]
+    )
+
+
+def recommend_latency(
+    model: TwoStageRecommender, train: Dataset, k: int = 10, reps: int = 300
+) -> dict[str, float]:
+    """Milliseconds for one known user's top-``k`` over the whole catalogue (every
+    retriever's list, features and booster for the merged candidates, then the top k)."""
+    users = np.random.default_rng(1).integers(0, train.n_users, size=reps)
+    return timed([partial(model.recommend, train.matrix[u], k, users=np.array([u])) for u in users])
+
+
+def served_latency(home: Path) -> dict[str, Any]:
+    """Time the ``two_stage`` champion a recstack home serves, on the users of its store."""
+    from recstack.registry import ModelRegistry
+    from recstack.settings import Settings
+    from recstack.store import Store
+
+    settings = Settings(home=home)
+    registry = ModelRegistry(settings)
+    info = registry.resolve(settings.model_name, settings.serving_alias)
+    model = registry.load(settings.model_name, version=info.version)
+    if not isinstance(model, TwoStageRecommender):
+        raise SystemExit(f"{home}: the served model is {info.model}, not two_stage")
+    store = Store.from_settings(settings)
+    try:
+        data = store.snapshot(settings.weighting())
+    finally:
+        store.close()
+    return {
+        "home": str(home),
+        "version": info.version,
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": data.n_interactions,
+        "candidates_per_retriever": model.config.candidates,
+        "retrievers": model.config.retrievers,
+        "trees": int(model.booster.num_trees()),
+        "rerank_200": rerank_latency(model, data),
+        "recommend_10": recommend_latency(model, data),
     }
 
 
@@ -199,7 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-latency", action="store_true", help="skip the in-process reranking timing"
     )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="time the two_stage champion this recstack home serves, on its stored users "
+        "(e.g. one built by serving_load.py --model two_stage), instead of fitting one",
+    )
     args = parser.parse_args(argv)
+    if args.home is not None:
+        print(json.dumps(served_latency(args.home)), flush=True)
+        return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         out = latency_only(args, seed) if args.latency_only else run(args, seed)
         out.update(dataset=args.dataset, protocol=args.protocol)

@@ -40,6 +40,8 @@ from recstack.models.ranking.candidates import (
 )
 from recstack.models.ranking.features import DAY, ItemSpace, pair_features
 
+BATCH_CELLS = 1 << 24  # dense scores per retriever per batch of training users (64 MiB)
+
 
 def temporal_holdout(dataset: Dataset, share: float) -> tuple[Dataset, Dataset]:
     """Each user's latest ``share`` of interactions (at least one, if they have two) to test.
@@ -151,27 +153,36 @@ def fold_lists(
         has_truth = np.diff(truth.indptr) > 0
         has_history = np.diff(inner.matrix.indptr) > 0
         users = sample_users(np.flatnonzero(has_truth & has_history), max_users, seed + fold)
-        h = inner.matrix[users]
-        cands = generate(retrievers, h, users, depth, standardised=standardised)
-        labels = candidate_labels(cands, truth[users])
-        out.recall.append(candidate_recall(cands, truth[users], names))
-        hour = weekday = np.nan
-        if context_features:  # the request time of a list: the first held-out event
-            first = _first_times(held)[users][cands.rows]
-            hour = (first % DAY) // 3600
-            weekday = ((first // DAY) + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
-        features = pair_features(
-            space, cands, h, users, hour=np.nan, weekday=np.nan, context=[np.nan] * n_context
-        )
-        if context_features:
-            base = features.shape[1] - 2 - n_context
-            features[:, base] = hour
-            features[:, base + 1] = weekday
-        out.add(cands, labels, features, users)
+        first = _first_times(held) if context_features else None
+        for batch in user_batches(users, train.n_items):
+            h = inner.matrix[batch]
+            cands = generate(retrievers, h, batch, depth, standardised=standardised)
+            labels = candidate_labels(cands, truth[batch])
+            out.recall.append(candidate_recall(cands, truth[batch], names))
+            features = pair_features(
+                space, cands, h, batch, hour=np.nan, weekday=np.nan, context=[np.nan] * n_context
+            )
+            if first is not None:  # the request time of a list: its first held-out event
+                at = first[batch][cands.rows]
+                base = features.shape[1] - 2 - n_context
+                features[:, base] = (at % DAY) // 3600
+                features[:, base + 1] = ((at // DAY) + 3) % 7  # 1970-01-01 was a Thursday
+            out.add(cands, labels, features, batch)
         advance()
         if split in ("temporal", "global"):
             break  # one time-based fold: later folds would repeat it
     return out
+
+
+def user_batches(users: np.ndarray, n_items: int, cells: int = BATCH_CELLS) -> list[np.ndarray]:
+    """``users`` in consecutive batches whose dense ``(batch, n_items)`` score rows hold about
+    ``cells`` values: every retriever scores a batch densely, so memory stays bounded.
+
+    >>> [b.tolist() for b in user_batches(np.arange(5), 10, cells=20)]
+    [[0, 1], [2, 3], [4]]
+    """
+    size = max(1, cells // max(1, n_items))
+    return [users[i : i + size] for i in range(0, len(users), size)]
 
 
 def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
