@@ -110,10 +110,11 @@ def standardise_rows(scores: np.ndarray, rows: np.ndarray, items: np.ndarray) ->
     [1.2247, 0.0, 0.0]
     """
     finite = np.isfinite(scores)
-    n = np.maximum(finite.sum(axis=1), 1)
-    clean = np.where(finite, scores, 0.0).astype(np.float64)
-    mean = clean.sum(axis=1) / n
-    var = (clean**2).sum(axis=1) / n - mean**2
+    n = np.maximum(np.count_nonzero(finite, axis=1), 1)
+    total = np.add.reduce(scores, axis=1, dtype=np.float64, where=finite)
+    squares = np.square(scores, where=finite, out=np.zeros(scores.shape, np.float64))
+    mean = total / n
+    var = squares.sum(axis=1) / n - mean**2
     std = np.sqrt(np.maximum(var, 0.0))
     picked = scores[rows, items].astype(np.float64)
     ok = np.isfinite(picked) & (std[rows] > 1e-12)

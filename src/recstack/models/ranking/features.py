@@ -217,19 +217,17 @@ def neighbour_overlap(
     if total == 0 or len(member_keys) == 0:
         return np.zeros(m, np.float32), np.zeros(m, np.float32)
     cand = np.repeat(np.arange(m), counts)
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    pos = np.repeat(starts, counts) + offsets
     if member_keys[-1] < width and not rows.any():  # one row (a served request): a mask
-        sub = neighbours[items]
         members = np.zeros(width, dtype=bool)
         members[member_keys] = True
-        hit = members[sub.indices]
-        values = np.asarray(sub.data[hit], dtype=np.float32)
+        hit = members[neighbours.indices[pos]]
     else:
-        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        pos = np.repeat(starts, counts) + offsets
         keys = rows[cand].astype(np.int64) * width + neighbours.indices[pos]
         at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
         hit = member_keys[at] == keys
-        values = np.asarray(neighbours.data[pos][hit], dtype=np.float32)
+    values = np.asarray(neighbours.data[pos][hit], dtype=np.float32)
     owners = cand[hit]  # sorted: candidates' neighbour runs are laid out in candidate order
     sums = np.bincount(owners, weights=values, minlength=m).astype(np.float32)
     peaks = np.zeros(m, dtype=np.float32)
@@ -257,8 +255,8 @@ def pair_features(
     hist = np.asarray(h.indices, dtype=np.int64)
     activity, mean_w, spread = _row_stats(h, row_of)
     denom = np.maximum(activity, 1.0)
-    pop_pct = np.asarray(space.item_dense[:, 0], dtype=np.float64)
-    pop_sum = np.bincount(row_of, weights=pop_pct[hist], minlength=n_rows)
+    pop_hist = np.asarray(space.item_dense[hist, 0], dtype=np.float64)
+    pop_sum = np.bincount(row_of, weights=pop_hist, minlength=n_rows)
     mainstream = np.where(activity > 0, pop_sum / denom, np.nan)
     raw_numeric = np.asarray(space.numeric)
     n_numeric = raw_numeric.shape[1]
