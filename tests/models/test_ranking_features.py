@@ -18,8 +18,10 @@ def test_one_row_and_a_batch_give_the_same_overlap():
     # the same row twice, as a batch of two rows: the key path
     rows2 = np.r_[np.zeros(80, np.int64), np.ones(80, np.int64)]
     keys2 = np.sort(np.r_[history, n + history])
-    batch_sum, batch_max = neighbour_overlap(neighbours, np.r_[items, items], rows2, keys2, n)
-    one_sum, one_max = neighbour_overlap(neighbours, items, np.zeros(80, np.int64), history, n)
+    [(batch_sum, batch_max)] = neighbour_overlap(neighbours, np.r_[items, items], rows2, [keys2], n)
+    [(one_sum, one_max)] = neighbour_overlap(
+        neighbours, items, np.zeros(80, np.int64), [history], n
+    )
     np.testing.assert_allclose(one_sum, batch_sum[:80], rtol=1e-6)
     np.testing.assert_allclose(one_sum, batch_sum[80:], rtol=1e-6)
     np.testing.assert_allclose(one_max, batch_max[:80], rtol=1e-6)

@@ -199,14 +199,15 @@ def neighbour_overlap(
     neighbours: sp.csr_matrix,
     items: np.ndarray,
     rows: np.ndarray,
-    member_keys: np.ndarray,
+    member_sets: Sequence[np.ndarray],
     width: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate ``(rows[c], items[c])``: sum and max of ``neighbours[item, j]`` over the
-    items ``j`` of its row's set (``member_keys`` = sorted ``row * width + j``).
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per candidate ``(rows[c], items[c])`` and per set of ``member_sets``: sum and max of
+    ``neighbours[item, j]`` over the items ``j`` of its row's set (each set's keys sorted
+    ``row * width + j``). The candidates' neighbour runs are gathered once for every set.
 
     >>> n = sp.csr_matrix(np.array([[0.0, 0.5, 0.2], [0.5, 0.0, 0.0], [0.2, 0.0, 0.0]]))
-    >>> s, m = neighbour_overlap(n, np.array([0, 1]), np.array([0, 0]), np.array([1, 2]), 3)
+    >>> [(s, m)] = neighbour_overlap(n, np.array([0, 1]), np.array([0, 0]), [np.array([1, 2])], 3)
     >>> [round(float(x), 2) for x in s], [round(float(x), 2) for x in m]
     ([0.7, 0.0], [0.5, 0.0])
     """
@@ -214,21 +215,31 @@ def neighbour_overlap(
     starts = neighbours.indptr[items]
     counts = neighbours.indptr[items + 1] - starts
     total = int(counts.sum())
-    if total == 0 or len(member_keys) == 0:
-        return np.zeros(m, np.float32), np.zeros(m, np.float32)
     cand = np.repeat(np.arange(m), counts)
     offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     pos = np.repeat(starts, counts) + offsets
-    if member_keys[-1] < width and not rows.any():  # one row (a served request): a mask
-        members = np.zeros(width, dtype=bool)
-        members[member_keys] = True
-        hit = members[neighbours.indices[pos]]
-    else:
-        keys = rows[cand].astype(np.int64) * width + neighbours.indices[pos]
-        at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
-        hit = member_keys[at] == keys
-    values = np.asarray(neighbours.data[pos][hit], dtype=np.float32)
-    owners = cand[hit]  # sorted: candidates' neighbour runs are laid out in candidate order
+    columns = neighbours.indices[pos]
+    one_row = not rows.any()
+    out = []
+    for member_keys in member_sets:
+        if total == 0 or len(member_keys) == 0:
+            out.append((np.zeros(m, np.float32), np.zeros(m, np.float32)))
+            continue
+        if one_row and member_keys[-1] < width:  # one row (a served request): a mask
+            members = np.zeros(width, dtype=bool)
+            members[member_keys] = True
+            hit = members[columns]
+        else:
+            keys = rows[cand].astype(np.int64) * width + columns
+            at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
+            hit = member_keys[at] == keys
+        out.append(_sum_and_peak(cand[hit], neighbours.data[pos][hit], m))
+    return out
+
+
+def _sum_and_peak(owners: np.ndarray, values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate (``owners`` sorted, as neighbour runs are laid out): sum and max."""
+    values = np.asarray(values, dtype=np.float32)
     sums = np.bincount(owners, weights=values, minlength=m).astype(np.float32)
     peaks = np.zeros(m, dtype=np.float32)
     if len(owners):
@@ -276,7 +287,6 @@ def pair_features(
     width = int(space.neighbours.shape[1])
     neighbours = sp.csr_matrix(space.neighbours)
     history_keys = np.sort(row_of.astype(np.int64) * width + hist)
-    cooc_sum, cooc_max = neighbour_overlap(neighbours, items, rows, history_keys, width)
     known = (
         np.zeros(n_rows, dtype=bool)
         if users is None
@@ -288,7 +298,9 @@ def pair_features(
     last = np.where(known[:, None], last, -1)
     lr, lc = np.nonzero(last >= 0)
     last_keys = np.unique(lr.astype(np.int64) * width + last[lr, lc])
-    _, last_sim = neighbour_overlap(neighbours, items, rows, last_keys, width)
+    (cooc_sum, cooc_max), (_, last_sim) = neighbour_overlap(
+        neighbours, items, rows, [history_keys, last_keys], width
+    )
     user_block = np.column_stack(
         [np.log(np.maximum(activity, 1.0) / float(space.activity_median[0])), mean_w, spread]
     )[rows]
