@@ -176,3 +176,28 @@ def test_experiment_and_user_indexes_hold_only_experiment_lists_and_serve_their_
             ("a", "u1")
         ]
         assert conn.exec_driver_sql(reads["ix_exposures_user_served"]).scalar_one() == "r1"
+
+
+def test_sqlite_rollup_of_a_batch_reads_only_the_batch_rows(store):
+    """Each flush sums the rows it just inserted (``id > before``); reading them through the
+    rowid range keeps a flush's cost to its own rows instead of the experiment's whole log."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL sums the rows its INSERT returns")
+    from recstack.store.exposures import _ROLL_UP_NEW_EXPOSURES
+
+    store.exposures.add_exposures(
+        [exposure(f"r{i}", f"u{i % 7}", "ab"[i % 2], float(i)) for i in range(200)]
+    )
+    with store.engine.connect() as conn:
+        plan = " ".join(
+            row[-1]
+            for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {_ROLL_UP_NEW_EXPOSURES}", (190,))
+        )
+    assert "INTEGER PRIMARY KEY (rowid>?)" in plan, plan
+    assert "ix_exposures_experiment_arm" not in plan, plan
+    store.exposures.add_exposures([exposure("r200", "u0", "a", 200.0)])
+    metrics = store.exposures.user_metrics("exp", ["click"], ["purchase"])
+    by_user = metrics.set_index(["arm", "user_id"])["exposures"]
+    assert by_user[("a", "u0")] == 15 + 1  # i = 0, 14, ..., 196 and the new list
+    assert by_user[("b", "u1")] == 15  # i = 1, 15, ..., 197
+    assert by_user.sum() == 201

@@ -359,9 +359,12 @@ _INSERT_EXPOSURES = (
 )
 # The rows above ``id > ?`` are exactly this transaction's: a SQLite write transaction holds
 # the database's write lock from BEGIN IMMEDIATE on, and new rowids exceed the largest one.
+# NOT INDEXED keeps the planner on that rowid range: left to itself it reads the whole
+# (experiment, arm, user) index to skip the GROUP BY sort, so every flush cost as much as the
+# experiment had logged (11 ms at 106K lists against 0.2 ms for the batch's rows).
 _ROLL_UP_NEW_EXPOSURES = """
     INSERT INTO exposure_rollups (experiment, arm, user_id, exposures)
-    SELECT experiment, arm, user_id, count(*) FROM exposures
+    SELECT experiment, arm, user_id, count(*) FROM exposures NOT INDEXED
     WHERE id > ? AND experiment IS NOT NULL AND arm IS NOT NULL AND user_id IS NOT NULL
     GROUP BY experiment, arm, user_id
     ON CONFLICT (experiment, arm, user_id)
