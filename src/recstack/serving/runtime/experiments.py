@@ -76,6 +76,7 @@ class ExperimentRuntime:
             self.refresh()
         except Exception:  # noqa: BLE001
             log.exception("could not load the running experiments")
+        self._stop.clear()  # an app's lifespan may run again after a close (test clients)
         self._poller = threading.Thread(target=self._poll, name="recstack-experiments", daemon=True)
         self._poller.start()
 
@@ -89,10 +90,13 @@ class ExperimentRuntime:
                 log.exception("could not refresh the running experiments")
 
     def close(self) -> None:
-        """Stop polling and write the exposures still queued (server shutdown)."""
+        """Stop polling and write the exposures still queued (server shutdown); a later
+        ``start`` gets a new writer, since this one's thread has ended."""
         self._stop.set()
-        if self._writer is not None:
-            self._writer.close()
+        with _create_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def refresh(self) -> None:
         """Re-read the running experiments from the store and load every arm's slot."""
