@@ -192,6 +192,33 @@ def test_exposures_are_written_off_the_request_path_and_flushed_on_shutdown(home
         reader.close()
 
 
+def test_an_event_flushes_queued_lists_only_when_one_may_be_its_exposure(home):
+    """An event without a recommendation_id is credited to a list served a moment ago even
+    while that list is still queued; an event of a user with nothing queued leaves the queue
+    to its timer instead of forcing a write."""
+    settings, headers = home
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.post("/v1/experiments", json=definition("flush"), headers=headers["admin"])
+        client.post("/v1/experiments/flush/start", headers=headers["admin"])
+        writer = runtime_of(app.state.recstack).writer
+        writer.interval = 3600.0
+        time.sleep(0.3)  # the thread's current wait ends; the next one is an hour
+        bodies = served(client, headers, USERS[:3])
+        assert writer.pending == 3
+        item = bodies["u1"]["items"][0]["item_id"]
+        other = {"user_id": "u9", "item_id": item, "event_type": "click"}
+        assert client.post("/v1/events", json=other, headers=headers["write"]).status_code == 200
+        assert writer.pending == 3  # u9 has no queued list: nothing written for it
+        click = {"user_id": "u1", "item_id": item, "event_type": "click"}
+        assert client.post("/v1/events", json=click, headers=headers["write"]).status_code == 200
+        assert writer.pending == 0
+        store = app.state.recstack.store
+        metrics = store.exposures.user_metrics("flush", ["click"], ["purchase"])
+        clicked = metrics.set_index("user_id")["clicks"]
+        assert clicked["u1"] == 1 and clicked.drop("u1").sum() == 0
+
+
 def test_results_agree_with_a_hand_computed_case(home):
     settings, headers = home
     admin, write = headers["admin"], headers["write"]

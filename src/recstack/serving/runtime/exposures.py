@@ -42,6 +42,7 @@ class ExposureWriter:
         self.dropped = 0
         self.failures = 0
         self._queue: list[Any] = []
+        self._writing: list[Any] = []  # the batch taken from the queue, until it is written
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition(self._lock)
@@ -61,6 +62,12 @@ class ExposureWriter:
         if size >= self.batch:
             self._wake.set()
         return True
+
+    def holds(self, match: Callable[[Any], bool]) -> bool:
+        """Whether a record still queued or being written satisfies ``match``: a reader of the
+        store flushes only when what it looks for is not there yet."""
+        with self._lock:
+            return any(map(match, self._queue)) or any(map(match, self._writing))
 
     @property
     def pending(self) -> int:
@@ -93,10 +100,12 @@ class ExposureWriter:
             self._wake.clear()
             with self._lock:
                 records, self._queue = self._queue, []
+                self._writing = records
                 self._busy = bool(records)
             if records:
                 self._write(records)
             with self._idle:
+                self._writing = []
                 self._busy = False
                 self._idle.notify_all()
             if self._stop and not self.pending:

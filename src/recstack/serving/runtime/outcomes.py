@@ -51,9 +51,11 @@ def outcome_rows(
     assert state.store is not None
     exposures = state.store.exposures
     writer = runtime_of(state).writer
-    if writer is not None:  # lists this worker served a moment ago may still be queued
-        writer.flush(timeout=5.0)
     wanted = {ref for ref in refs if ref}
+    users = {event[1] for event in events}
+    # a list this worker served a moment ago may still be queued (record: id, time, user, ...)
+    if writer is not None and writer.holds(lambda q: q[0] in wanted or q[2] in users):
+        writer.flush(timeout=5.0)
     found = exposures.find(wanted) if wanted else {}
     unknown = sorted(wanted - set(found))
     if unknown:
