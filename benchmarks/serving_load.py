@@ -8,7 +8,8 @@ several workers on a free loopback port (auth on, a read and a write key), then 
    attribute filter, random known users) with ``wrk``, in the same run, and their ratio;
 2. latency percentiles at a fixed request rate (default 500/s) with an open-loop generator
    (requests leave on schedule whether or not earlier ones returned; latency is measured from
-   the scheduled time, so a stalled server cannot hide its queueing);
+   the scheduled time, so a stalled server cannot hide its queueing), then the same loop on
+   ``/healthz``: the floor this generator and the machine set under any route's figure;
 3. ``POST /v1/events`` throughput in batches of 1,000 (events/s) and as single events (posts/s);
 4. the server's memory: RSS and PSS summed over its processes (PSS counts the memory-mapped
    model arrays the workers share once).
@@ -494,18 +495,32 @@ def post_request(path: str, key: str, body: bytes) -> bytes:
 
 # ---- open loop: latency at a fixed rate --------------------------------------------------------
 async def open_loop(
-    port: int, pgid: int, key: str, users: list[str], rate: float, seconds: float
+    port: int,
+    pgid: int,
+    key: str,
+    users: list[str],
+    rate: float,
+    seconds: float,
+    path: str | None = None,
 ) -> dict:
-    """Send requests on a fixed schedule; latency counts from each request's scheduled time."""
+    """Send requests on a fixed schedule; latency counts from each request's scheduled time.
+
+    Recommendations for random ``users``, or ``path`` every time (``/healthz``: the floor that
+    this generator and the machine set on any route). ``late_*`` is how long after its
+    scheduled time each request started: the generator's own share of the latency (asyncio
+    sleeps in whole milliseconds of epoll timeout).
+    """
     flt = quote(json.dumps(FILTER, separators=(",", ":")))
     meter = CpuMeter(pgid)
     pool = Pool("127.0.0.1", port)
     latencies: list[float] = []
+    lateness: list[float] = []
     failures = 0
     rng = random.Random(1)
 
     async def one(raw: bytes, scheduled: float) -> None:
         nonlocal failures
+        lateness.append(time.perf_counter() - scheduled)
         try:
             status, _ = await pool.request(raw)
             failures += status != 200
@@ -521,12 +536,15 @@ async def open_loop(
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        path = f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
-        tasks.append(asyncio.create_task(one(get_request(path, key), scheduled)))
+        target = path or (
+            f"/v1/users/{rng.choice(users)}/recommendations?k=10&exclude_seen=true&filter={flt}"
+        )
+        tasks.append(asyncio.create_task(one(get_request(target, key), scheduled)))
     sent_rate = n / (time.perf_counter() - start)
     await asyncio.gather(*tasks)
     pool.close()
     ms = np.asarray(latencies) * 1000
+    late = np.asarray(lateness) * 1000
     cpu = meter.per_request(n)
     cpu.pop("wrk_cpu_us_per_request")
     return {
@@ -536,6 +554,8 @@ async def open_loop(
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
         "max_ms": float(ms.max()),
+        "late_p50_ms": float(np.percentile(late, 50)),
+        "late_p99_ms": float(np.percentile(late, 99)),
         "failures": failures,
         **cpu,
     }
@@ -649,7 +669,7 @@ def main() -> int:
             lua.write(LUA % (",".join(json.dumps(u) for u in sample), keys["read"], args.seed, flt))
         pgid = server.pid
         if args.only_events:
-            health = recs = fixed = {}
+            health = recs = fixed = floor = {}
             os.unlink(lua.name)
         else:
             log("wrk: /healthz ...", quiet)
@@ -670,6 +690,10 @@ def main() -> int:
         if not args.only_events:
             log(f"open loop at {args.rate:.0f} req/s ...", quiet)
             fixed = run_async(open_loop(port, pgid, keys["read"], sample, args.rate, args.duration))
+            log(f"open loop at {args.rate:.0f} req/s on /healthz (the floor) ...", quiet)
+            floor = run_async(
+                open_loop(port, pgid, keys["read"], sample, args.rate, args.duration, "/healthz")
+            )
         log("events: batches of 1,000 ...", quiet)
         batched = run_async(
             post_events(port, pgid, keys["write"], sample, items, 1000, 2, args.duration)
@@ -711,6 +735,7 @@ def main() -> int:
         if health
         else None,
         "fixed_rate": fixed,
+        "fixed_rate_healthz": floor,
         "events_batched": batched,
         "events_single": single,
         "memory_idle": memory_idle,
@@ -738,6 +763,14 @@ def main() -> int:
                     f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
                 ),
                 ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
+                (
+                    "  generator lateness p50 / p99 (ms)",
+                    f"{fixed['late_p50_ms']:.1f} / {fixed['late_p99_ms']:.1f}",
+                ),
+                (
+                    f"  /healthz at {args.rate:.0f} req/s: p50 / p99 (ms)",
+                    f"{floor['p50_ms']:.1f} / {floor['p99_ms']:.1f}",
+                ),
                 ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
                 *_event_rows(batched, single),
                 (
