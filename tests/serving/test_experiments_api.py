@@ -192,6 +192,18 @@ def test_exposures_are_written_off_the_request_path_and_flushed_on_shutdown(home
         reader.close()
 
 
+def test_exposures_are_written_when_an_app_is_started_again_after_a_shutdown(home):
+    """A second lifespan of the same app (test clients run one each) logs through a new
+    writer: the first one's thread ended at shutdown and would never write its queue."""
+    settings, headers = home
+    app = create_app(settings)
+    ids = []
+    for _ in range(2):
+        with TestClient(app) as client:
+            ids += [b["recommendation_id"] for b in served(client, headers, USERS[:3]).values()]
+    assert len(app.state.recstack.store.exposures.find(ids)) == 6
+
+
 def test_an_event_flushes_queued_lists_only_when_one_may_be_its_exposure(home):
     """An event without a recommendation_id is credited to a list served a moment ago even
     while that list is still queued; an event of a user with nothing queued leaves the queue
