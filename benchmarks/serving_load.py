@@ -763,6 +763,7 @@ def main() -> int:
                     f"{fixed['p50_ms']:.1f} / {fixed['p90_ms']:.1f} / {fixed['max_ms']:.1f}",
                 ),
                 ("  sent rate / failures", f"{fixed['sent_per_s']:.0f} / {fixed['failures']}"),
+                ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
                 (
                     "  generator lateness p50 / p99 (ms)",
                     f"{fixed['late_p50_ms']:.1f} / {fixed['late_p99_ms']:.1f}",
@@ -771,7 +772,6 @@ def main() -> int:
                     f"  /healthz at {args.rate:.0f} req/s: p50 / p99 (ms)",
                     f"{floor['p50_ms']:.1f} / {floor['p99_ms']:.1f}",
                 ),
-                ("  server / generator CPU per request (us)", _cpu(fixed, "generator")),
                 *_event_rows(batched, single),
                 (
                     "server RSS / PSS after load (MiB)",
