@@ -657,7 +657,7 @@ def main() -> int:
         if args.startup_only:
             print(json.dumps({"server_startup_s": round(startup_s, 2), "memory_idle": memory_idle}))
             return 0
-        stop_aa_experiments(base, keys["admin"])  # left running by an earlier --experiment run
+        stop_aa_experiments(base, keys["admin"])  # left by an --experiment run that failed
         if args.experiment:
             start_aa_experiment(base, keys["admin"])
             log("A/A experiment on 100% of traffic: exposure logging on", quiet)
@@ -703,6 +703,8 @@ def main() -> int:
             post_events(port, pgid, keys["write"], sample, items, 1, 16, args.duration)
         )
         memory_loaded = server_memory(server.pid)
+        if args.experiment:  # a server started later on this home serves outside it
+            stop_aa_experiments(base, keys["admin"])
     finally:
         if server is not None:
             stop_server(server)
