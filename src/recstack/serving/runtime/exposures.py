@@ -46,7 +46,6 @@ class ExposureWriter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition(self._lock)
-        self._busy = False
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="recstack-exposures", daemon=True)
         self._thread.start()
@@ -79,7 +78,7 @@ class ExposureWriter:
         deadline = time.monotonic() + timeout
         self._wake.set()
         with self._idle:
-            while self._queue or self._busy:
+            while self._queue or self._writing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -101,12 +100,10 @@ class ExposureWriter:
             with self._lock:
                 records, self._queue = self._queue, []
                 self._writing = records
-                self._busy = bool(records)
             if records:
                 self._write(records)
             with self._idle:
                 self._writing = []
-                self._busy = False
                 self._idle.notify_all()
             if self._stop and not self.pending:
                 return
