@@ -109,12 +109,16 @@ def standardise_rows(scores: np.ndarray, rows: np.ndarray, items: np.ndarray) ->
     >>> [round(float(x), 4) for x in z]  # (3 - 2) / sqrt(2 / 3); -inf; a constant row
     [1.2247, 0.0, 0.0]
     """
-    finite = np.isfinite(scores)
-    n = np.maximum(np.count_nonzero(finite, axis=1), 1)
-    total = np.add.reduce(scores, axis=1, dtype=np.float64, where=finite)
-    squares = np.square(scores, where=finite, out=np.zeros(scores.shape, np.float64))
-    mean = total / n
-    var = squares.sum(axis=1) / n - mean**2
+    n_rows, width = scores.shape
+    # zeros in place of the few non-finite entries (the seen items), then plain reductions:
+    # masked (``where=``) reductions, row-wise counts and ``np.where`` over the whole row take
+    # numpy's slow paths, about 4x the cost of this on a served row of 62K items
+    bad = np.flatnonzero(~np.isfinite(scores))
+    clean = scores.astype(np.float64, order="C")
+    clean.ravel()[bad] = 0.0
+    n = np.maximum(width - np.bincount(bad // width, minlength=n_rows), 1)
+    mean = clean.sum(axis=1) / n
+    var = np.einsum("ij,ij->i", clean, clean) / n - mean**2
     std = np.sqrt(np.maximum(var, 0.0))
     picked = scores[rows, items].astype(np.float64)
     ok = np.isfinite(picked) & (std[rows] > 1e-12)
