@@ -15,6 +15,8 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from recstack.topk import top_k
+
 MANIFEST = "index.json"
 QUERY_BATCH = 1024  # queries scored densely at once in exact search
 
@@ -86,16 +88,9 @@ def exact_search(
         return idx_out, val_out
     for lo in range(0, m, QUERY_BATCH):
         hi = min(m, lo + QUERY_BATCH)
-        scores = queries[lo:hi] @ vectors.T
-        if kk < n:
-            part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        else:
-            part = np.broadcast_to(np.arange(n), (hi - lo, n))
-        vals = np.take_along_axis(scores, part, axis=1)
-        order = np.lexsort((part, -vals), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
+        best, vals = top_k(queries[lo:hi] @ vectors.T, kk)
         idx_out[lo:hi, :kk] = best if ids is None else ids[best]
-        val_out[lo:hi, :kk] = np.take_along_axis(vals, order, axis=1)
+        val_out[lo:hi, :kk] = vals
     return idx_out, val_out
 
 

@@ -43,6 +43,7 @@ from recstack.models.config import (
     parse_config,
 )
 from recstack.models.names import MODELS, resolve
+from recstack.topk import top_k
 
 SCORE_BATCH = 1024  # rows scored densely at once; bounds memory at SCORE_BATCH x n_items floats
 
@@ -84,31 +85,6 @@ def library_versions() -> dict[str, str]:
             except importlib.metadata.PackageNotFoundError:
                 continue
     return out
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score matrix, best first; ``-inf`` entries become index -1.
-
-    >>> idx, val = top_k(np.array([[0.1, 0.9, -np.inf, 0.5]]), 3)
-    >>> idx.tolist(), [round(float(v), 2) for v in val[0]]
-    ([[1, 3, 0]], [0.9, 0.5, 0.1])
-    >>> top_k(np.array([[1.0, -np.inf]]), 2)[0].tolist()
-    [[0, -1]]
-    """
-    n, m = scores.shape
-    k = max(0, min(k, m))
-    if k == 0:
-        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0), dtype=np.float32)
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(m), (n, 1))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(vals, order, axis=1).astype(np.float32)
-    idx[~np.isfinite(vals) & (vals < 0)] = -1
-    return idx, vals
 
 
 def as_histories(histories: sp.spmatrix | np.ndarray, n_items: int) -> sp.csr_matrix:

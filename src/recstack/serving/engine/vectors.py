@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from recstack.index.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+from recstack.topk import best
 
 
 @dataclass(frozen=True)
@@ -187,21 +188,12 @@ class ItemVectorSearch:
 
 
 def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one score vector, best first, ``-inf`` entries dropped (1-D ``top_k``).
-
-    Partitions ``scores`` itself around its ``n - k``-th element (no negated copy); only the
-    k winners are sorted.
-    """
+    """Top-k of one score vector, best first (ties by lower index), ``-inf`` entries dropped."""
     scores = np.asarray(scores, dtype=np.float32)
-    n = len(scores)
-    k = min(k, n)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    part = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
-    order = part[np.argsort(-scores[part], kind="stable")]
+    order = best(scores, k)
     values = scores[order]
     keep = np.isfinite(values) | (values > 0)
-    return order[keep].astype(np.int64), values[keep]
+    return order[keep], values[keep]
 
 
 class LazyCosineSearch:

@@ -1,0 +1,103 @@
+"""Top-k selection with one tie rule: higher scores first, equal scores by lower index.
+
+``np.argpartition`` picks among tied values arbitrarily (the pick depends on numpy's build and
+the CPU's SIMD path), and it slows down about tenfold on rows dominated by one value: the
+scores of a user with a short history under ItemKNN are mostly zeros, a heavily filtered row
+is mostly ``-inf``. On 62K items such a row took 2.8 ms against 0.2 ms for a row of distinct
+values. Here a row is cut at a threshold read from a strided sample, so only the few hundred
+entries above it are sorted, and tied entries are taken lowest index first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE = 4096  # entries of a row read to place the threshold
+_SPARE = 2  # the threshold aims at about this many times k entries above it
+BATCH_BELOW = 8192  # narrower batches (evaluation on small catalogues) partition all rows at once
+
+
+def best(row: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest entries of a 1-D ``row``, best first; equal values by lower
+    index, NaN below every number.
+
+    >>> best(np.array([0.0, 2.0, 0.0, 1.0, 0.0]), 3).tolist()
+    [1, 3, 0]
+    >>> best(np.array([np.nan, -np.inf, 0.0, 0.0]), 4).tolist()
+    [2, 3, 1, 0]
+    >>> row = np.zeros(10_000); row[[7, 9_000]] = [1.0, 2.0]
+    >>> best(row, 4).tolist()  # a row of ties: the threshold path, ties from index 0
+    [9000, 7, 0, 1]
+    """
+    m = len(row)
+    k = max(0, min(k, m))
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if 8 * k < m:
+        sample = np.sort(row[:: max(1, m // SAMPLE)])
+        s = len(sample)
+        j = min(s, _SPARE * k * s // m + 2)
+        while True:
+            picked = _above(row, sample[s - j], k)  # the j-th largest sampled value
+            if picked is not None:
+                return picked
+            if j == s:
+                break
+            j = min(s, 4 * j)
+    return _ordered(row, np.arange(m, dtype=np.int64))[:k]
+
+
+def _above(row: np.ndarray, threshold: float, k: int) -> np.ndarray | None:
+    """The top ``k`` when at least ``k`` entries are ``>= threshold``, else None."""
+    if np.isnan(threshold):
+        return None
+    above = np.flatnonzero(row > threshold)
+    if len(above) >= k:
+        return _ordered(row, above)[:k]
+    tied = np.flatnonzero(row == threshold)
+    if len(above) + len(tied) < k:
+        return None
+    return np.concatenate([_ordered(row, above), tied[: k - len(above)]])
+
+
+def _ordered(row: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``idx`` by descending value, equal values by index (lexsort puts NaN last)."""
+    return idx[np.lexsort((idx, -row[idx]))]
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score matrix, best first (ties by lower index); ``-inf``
+    entries become index -1.
+
+    >>> idx, val = top_k(np.array([[0.1, 0.9, -np.inf, 0.5]]), 3)
+    >>> idx.tolist(), [round(float(v), 2) for v in val[0]]
+    ([[1, 3, 0]], [0.9, 0.5, 0.1])
+    >>> top_k(np.array([[1.0, -np.inf]]), 2)[0].tolist()
+    [[0, -1]]
+    >>> top_k(np.array([[0.0, 1.0, 0.0, 0.0]]), 3)[0].tolist()
+    [[1, 0, 2]]
+    """
+    n, m = scores.shape
+    k = max(0, min(k, m))
+    if n > 1 and 0 < k < m < BATCH_BELOW:
+        idx = _batched(scores, k)
+    else:
+        idx = np.empty((n, k), dtype=np.int64)
+        for r in range(n):
+            idx[r] = best(scores[r], k)
+    vals = np.take_along_axis(scores, idx, axis=1).astype(np.float32)
+    idx[~np.isfinite(vals) & (vals < 0)] = -1
+    return idx, vals
+
+
+def _batched(scores: np.ndarray, k: int) -> np.ndarray:
+    """``top_k``'s indices for many short rows: one vectorised partition, then the rows where
+    a value tied with the cut was left outside it are redone by ``best``."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    cut = vals.min(axis=1, keepdims=True)
+    left_out = np.count_nonzero(scores == cut, axis=1) > np.count_nonzero(vals == cut, axis=1)
+    idx = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), axis=1).astype(np.int64)
+    for r in np.flatnonzero(left_out | np.isnan(cut[:, 0])):
+        idx[r] = best(scores[r], k)
+    return idx
