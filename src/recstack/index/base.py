@@ -79,7 +79,7 @@ def exact_search(
     """Brute-force top-``k`` inner product of ``queries`` against ``vectors`` (BLAS).
 
     ``ids`` names the rows of ``vectors`` (e.g. the eligible subset of a larger index);
-    results are reported in those ids. Ties go to the smaller position.
+    results are reported in those ids. Ties go in ``recstack.topk.tie_key`` order.
     """
     m, n = len(queries), len(vectors)
     idx_out, val_out = empty_result(m, k)
