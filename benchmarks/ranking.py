@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -90,14 +91,16 @@ def percentiles(wall: list[float], cpu: list[float]) -> dict[str, float]:
 
 
 def timed(calls: list[Callable[[], object]]) -> dict[str, float]:
-    """Run each call once: wall time, and the thread's CPU time (less sensitive to other work
-    on a shared machine)."""
+    """Run each call once with BLAS and OpenMP on one thread, as a server worker runs them
+    (a second BLAS thread halves ALS's product here and hides its CPU from the thread's clock):
+    wall time, and the thread's CPU time (less sensitive to other work on a shared machine)."""
     wall, cpu = [], []
-    for call in calls:
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        call()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.thread_time() - start_cpu)
+    with threadpool_limits(1):
+        for call in calls:
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            call()
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - start_cpu)
     return percentiles(wall, cpu)
 
 
