@@ -43,6 +43,17 @@ def test_candidate_recall_counts_positives_no_retriever_proposed(fitted, data):
     assert summary["found"] + summary["missed"] == summary["positives"] > 0
 
 
+def test_a_user_no_retriever_knows_gets_no_filler_candidates_but_popularity(fitted, data):
+    train, _ = data
+    empty = sp.csr_matrix((1, train.n_items), dtype=np.float32)
+    cands = fitted.candidates(empty, np.array([-1]))
+    assert len(cands.items) == 0  # every item at each retriever's floor: nothing proposed
+    idx, _ = fitted.recommend(empty, 10, users=np.array([-1]))
+    popularity = np.asarray(fitted.space.item_dense[:, 0])
+    assert np.all(np.diff(popularity[idx[0]]) <= 0)  # the popularity order two_stage falls to
+    assert popularity[idx[0][0]] == popularity.max()
+
+
 def test_feature_rows_match_names_and_react_to_history(fitted, data):
     train, _ = data
     items = np.arange(10)

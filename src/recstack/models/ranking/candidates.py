@@ -1,7 +1,10 @@
 """Candidates for the ranking stage: several retrievers' top lists, outer-joined per user.
 
 Each retriever scores every item for a batch of histories; its top ``n`` unseen items per row
-form its list. The lists are merged by outer join on ``(row, item)``: one candidate per pair
+form its list, less the items at its floor (the row's lowest score, which a retriever gives
+what it has no evidence for: ItemKNN's 0 for items unlike the history, every item for a user
+it knows nothing about). Those were filler in whatever order ties fell; without them a user
+no retriever knows has no candidates, and ``two_stage`` gives the popularity order. The lists are merged by outer join on ``(row, item)``: one candidate per pair
 any retriever proposed, with per-retriever features that mean the same thing whatever data
 the retriever was fitted on (so a reranker trained on retrievers fitted on part of the data
 transfers to retrievers refitted on all of it):
@@ -134,10 +137,22 @@ def retriever_lists(
     scores: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One retriever's top ``depth`` unseen items per row and their list-normalised scores
-    (from ``scores`` = ``unseen_scores(...)`` when already computed)."""
+    (from ``scores`` = ``unseen_scores(...)`` when already computed); items scored at the
+    row's floor are left out (index -1).
+
+    >>> class Flat:  # a retriever that knows one item for row 0 and nothing for row 1
+    ...     def score(self, h, users): return np.array([[0.0, 2.0, 0.0, 0.0], [1.0] * 4])
+    >>> idx, val = retriever_lists(Flat(), sp.csr_matrix((2, 4)), None, 3)
+    >>> idx.tolist(), val.tolist()
+    ([[1, -1, -1], [-1, -1, -1]], [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    """
     if scores is None:
         scores = unseen_scores(model, histories, users)
     idx, val = top_k(scores, depth)
+    floor = np.min(scores, axis=1, where=np.isfinite(scores), initial=np.inf, keepdims=True)
+    filler = (val <= floor) & (idx >= 0)
+    idx = np.where(filler, -1, idx)
+    val = np.where(filler, -np.inf, val).astype(np.float32)
     return idx, minmax_rows(val)
 
 

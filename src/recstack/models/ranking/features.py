@@ -311,7 +311,7 @@ def pair_features(
     return np.column_stack(
         [
             np.stack([cands.rank, cands.score, cands.present.astype(np.float32)], axis=2).reshape(
-                n_cands, -1
+                n_cands, 3 * cands.rank.shape[1]
             ),
             cands.fused,
             cands.present.sum(axis=1),

@@ -196,7 +196,11 @@ class TwoStageRecommender(Recommender):
         with tracing.span("recstack.retrieval.candidates"):
             cands = self.candidates(h, users)
         with tracing.span("recstack.reranking"):
-            pred = self._predict(self._features(cands, h, users, context))
+            pred = (
+                self._predict(self._features(cands, h, users, context))
+                if len(cands.items)
+                else np.empty(0, dtype=np.float32)  # nothing proposed: the popularity order
+            )
         n = h.shape[0]
         floor = np.zeros(n, dtype=np.float32)
         if len(pred):
