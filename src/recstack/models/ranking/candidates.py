@@ -4,10 +4,12 @@ Each retriever scores every item for a batch of histories; its top ``n`` unseen 
 form its list, less the items at its floor (the row's lowest score, which a retriever gives
 what it has no evidence for: ItemKNN's 0 for items unlike the history, every item for a user
 it knows nothing about). Those were filler in whatever order ties fell; without them a user
-no retriever knows has no candidates, and ``two_stage`` gives the popularity order. The lists are merged by outer join on ``(row, item)``: one candidate per pair
-any retriever proposed, with per-retriever features that mean the same thing whatever data
-the retriever was fitted on (so a reranker trained on retrievers fitted on part of the data
-transfers to retrievers refitted on all of it):
+no retriever knows has no candidates, and ``two_stage`` gives the popularity order.
+
+The lists are merged by outer join on ``(row, item)``: one candidate per pair any retriever
+proposed, with per-retriever features that mean the same thing whatever data the retriever was
+fitted on (so a reranker trained on retrievers fitted on part of the data transfers to
+retrievers refitted on all of it):
 
 * ``rank``: position in that retriever's list, 0 best; ``n`` when absent;
 * ``score``: the raw score min-max normalised within that row's list (1 best, 0 worst or

@@ -188,7 +188,7 @@ class ItemVectorSearch:
 
 
 def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one score vector, best first (ties in ``tie_key`` order), ``-inf`` entries dropped."""
+    """Top-k of one score vector, best first (ties in ``tie_key`` order), ``-inf`` dropped."""
     scores = np.asarray(scores, dtype=np.float32)
     order = best(scores, k)
     values = scores[order]
