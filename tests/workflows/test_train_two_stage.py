@@ -3,12 +3,15 @@ retrievers, loaded back and served like any model."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from recstack.cli.app import app
 from recstack.registry import ModelRegistry
+from recstack.serving.runtime.loader import compiled_root, load_registered
 from recstack.workflows.dataset import load_dataset
 
 pytest.importorskip("lightgbm")
@@ -41,3 +44,19 @@ def test_cli_trains_registers_and_promotes_two_stage(settings, monkeypatch, tmp_
     data = load_dataset(settings)
     idx, _ = model.recommend(data.matrix[:3], 5, users=np.arange(3))
     assert idx.shape == (3, 5) and not np.isin(idx[0], data.matrix[0].indices).any()
+    # promotion compiled the reranker for serving; a serving load picks that code up
+    code = list(compiled_root(settings).glob("*.o"))
+    assert len(code) == 1
+    served, info = load_registered(settings, settings.model_name)
+    assert info.version == champion.version
+    deadline = time.monotonic() + 60
+    while served._compiled is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served._compiled is not None
+    assert list(compiled_root(settings).glob("*.o")) == code
+    np.testing.assert_allclose(
+        served.score(data.matrix[:3], np.arange(3)),
+        model.score(data.matrix[:3], np.arange(3)),
+        rtol=1e-6,
+        atol=1e-6,
+    )

@@ -8,6 +8,7 @@ and a renamed or second text model needs no change elsewhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -52,4 +53,15 @@ class RatingPredictor(Protocol):
 
     def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (training user index, item index) pairs, float64."""
+        ...
+
+
+@runtime_checkable
+class CompiledScoring(Protocol):
+    """A model whose scoring can be compiled to machine code for serving, cached in a
+    directory (the same scores, faster); it scores the slow way until then."""
+
+    def compile_scoring(self, cache_dir: Path, *, background: bool = False) -> None:
+        """Compile (or load from ``cache_dir``) and switch to it; in ``background`` return
+        at once and switch when ready."""
         ...

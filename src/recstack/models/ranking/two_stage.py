@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from recstack.models.names import resolve
 from recstack.models.ranking import lgbm
 from recstack.models.ranking.anchor import anchor_scores, choose_anchor, monotone_constraints
 from recstack.models.ranking.candidates import Candidates, generate
+from recstack.models.ranking.compiled import Predictor, compile_predictor
 from recstack.models.ranking.config import TwoStageConfig
 from recstack.models.ranking.diversity import mmr_order
 from recstack.models.ranking.features import (
@@ -59,6 +61,7 @@ class TwoStageRecommender(Recommender):
         self.booster: Any = None
         self.report: dict[str, Any] = {}
         self.anchor_spec: dict[str, Any] = {}
+        self._compiled: Predictor | None = None  # the booster as machine code, once compiled
 
     # ---- configuration ------------------------------------------------------------------------
     @property
@@ -120,6 +123,7 @@ class TwoStageRecommender(Recommender):
             self.anchor_spec = {"column": column, "kind": kind} if cfg.anchor else {}
             init = anchor_scores(features, column, kind) if cfg.anchor else None
             monotone = monotone_constraints(names, self.retriever_names) if cfg.monotone else None
+            self._compiled = None
             self.booster = lgbm.train_booster(
                 features,
                 labels,
@@ -169,11 +173,30 @@ class TwoStageRecommender(Recommender):
 
     def _predict(self, features: np.ndarray) -> np.ndarray:
         """The booster's score plus the anchor it was boosted from."""
-        pred = lgbm.predict(self.booster, features)
+        compiled = self._compiled
+        pred = lgbm.predict(self.booster, features) if compiled is None else compiled(features)
         spec = self.anchor_spec
         if spec:
             pred = pred + anchor_scores(features, spec["column"], spec["kind"]).astype(np.float32)
         return pred
+
+    def compile_scoring(self, cache_dir: Path, *, background: bool = False) -> None:
+        """Score with the booster compiled to machine code (``ranking.compiled``), cached in
+        ``cache_dir``; in ``background`` the booster keeps predicting until the code is ready."""
+        booster = self.booster
+        if booster is None or self._compiled is not None:
+            return
+        text = booster.model_to_string()
+
+        def run() -> None:
+            compiled = compile_predictor(text, cache_dir)
+            if compiled is not None and self.booster is booster:  # not refitted meanwhile
+                self._compiled = compiled
+
+        if background:
+            threading.Thread(target=run, name="recstack-compile", daemon=True).start()
+        else:
+            run()
 
     def candidates(self, histories: sp.csr_matrix, users: np.ndarray | None) -> Candidates:
         """The merged candidate lists of the fitted retrievers."""
@@ -313,6 +336,7 @@ class TwoStageRecommender(Recommender):
 
     def _load_parts(self, directory: Path, mmap: bool) -> None:
         self.booster = lgbm.booster_from_text((directory / "reranker.txt").read_text())
+        self._compiled = None
         if self.config.standardised_scores and not any(
             name.endswith("_z") for name in self.booster.feature_name()
         ):  # saved before standardised scores were a default: its booster reads no z columns

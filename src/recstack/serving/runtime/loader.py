@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from recstack.data.idmap import IdMap
 from recstack.data.weights import EventWeighting
 from recstack.errors import ConfigError, NotFoundError
 from recstack.models.base import FactorRecommender
-from recstack.models.protocols import TextSearchable
+from recstack.models.protocols import CompiledScoring, TextSearchable
 from recstack.serving.engine import Engine, ModelInfo
 from recstack.serving.engine.results import FALLBACK
 from recstack.serving.engine.snapshot import ServingSnapshot
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # training's modules: not imported by a serving worker's star
 log = logging.getLogger("recstack.serving")
 
 CONTENT_SUFFIX = "-content"
+COMPILED_DIR = "compiled"  # models' scoring compiled to machine code, under the home
 POPULARITY_REF = "popularity"  # a slot reference that loads no model
 PRECOMPUTED_PREFIX = "precomputed:"  # a slot reference to a list set in the store
 
@@ -78,8 +80,15 @@ def serving_preparation(settings: Settings) -> PrepareServing:
             write_image(settings.home, snapshot, info, model.items, model.users)
             if isinstance(model, FactorRecommender):  # what ``item_state`` indexes
                 ItemVectorSearch.build(model.item_vectors(), vector_backend(settings))
+        if isinstance(model, CompiledScoring):
+            model.compile_scoring(compiled_root(settings))
 
     return prepare
+
+
+def compiled_root(settings: Settings) -> Path:
+    """Where models' compiled scoring code is cached (one file per model text and CPU)."""
+    return Path(settings.home) / COMPILED_DIR
 
 
 def registry_configured(settings: Settings) -> bool:
@@ -110,9 +119,13 @@ def _load_version(
     alias = alias or "champion"
     cached = registry.load_cached(name, alias=alias, version=version)
     if cached is not None:
-        return cached
-    model, info = registry.load_with_info(name, alias=alias, version=version)
-    return model, int(info.version)
+        model, found = cached
+    else:
+        model, info = registry.load_with_info(name, alias=alias, version=version)
+        found = int(info.version)
+    if isinstance(model, CompiledScoring):  # serves at once; faster when the code is ready
+        model.compile_scoring(compiled_root(settings), background=True)
+    return model, found
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, int | None]:
