@@ -71,8 +71,14 @@ class ItemKNNRecommender(Recommender):
 
     def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         """``histories @ S`` as dense float32."""
+        return self.score_sparse(histories, users).toarray()
+
+    def score_sparse(
+        self, histories: sp.csr_matrix, users: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """``histories @ S`` as float32 CSR: only items near the history score above 0."""
         h = as_histories(histories, self.n_items)
-        return np.asarray((h @ self.similarity).toarray(), dtype=np.float32)
+        return sp.csr_matrix(h @ self.similarity, dtype=np.float32)
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         """Rows of ``S``: each item's kept neighbours (zero elsewhere)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
+import scipy.sparse as sp
 
 from recstack.data.idmap import IdMap
 
@@ -64,4 +65,16 @@ class CompiledScoring(Protocol):
     def compile_scoring(self, cache_dir: Path, *, background: bool = False) -> None:
         """Compile (or load from ``cache_dir``) and switch to it; in ``background`` return
         at once and switch when ready."""
+        ...
+
+
+@runtime_checkable
+class SparseScoring(Protocol):
+    """A model whose scores are 0 for most items (no evidence) and rarely negative: the rest as
+    a sparse matrix, so candidates and their statistics need not touch the whole catalogue."""
+
+    def score_sparse(
+        self, histories: sp.csr_matrix, users: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """``(n_rows, n_items)`` float32 CSR equal to ``score(histories, users)``."""
         ...
