@@ -181,6 +181,11 @@ def context_codes(context: Mapping[str, Any] | None, keys: Sequence[str]) -> lis
     ]
 
 
+def _csr(m: Any) -> sp.csr_matrix:
+    """``m`` as CSR, without the copy and checks of the constructor when it already is."""
+    return m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
+
+
 def _row_of(h: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(h.shape[0]), np.diff(h.indptr))
 
@@ -216,9 +221,10 @@ def neighbour_overlap(
     counts = neighbours.indptr[items + 1] - starts
     total = int(counts.sum())
     cand = np.repeat(np.arange(m), counts)
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    pos = np.repeat(starts, counts) + offsets
+    # each candidate's run of neighbours: its start, less where its run begins in the output
+    pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
     columns = neighbours.indices[pos]
+    data = neighbours.data[pos]
     one_row = not rows.any()
     out = []
     for member_keys in member_sets:
@@ -233,7 +239,7 @@ def neighbour_overlap(
             keys = rows[cand].astype(np.int64) * width + columns
             at = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
             hit = member_keys[at] == keys
-        out.append(_sum_and_peak(cand[hit], neighbours.data[pos][hit], m))
+        out.append(_sum_and_peak(cand[hit], data[hit], m))
     return out
 
 
@@ -243,7 +249,7 @@ def _sum_and_peak(owners: np.ndarray, values: np.ndarray, m: int) -> tuple[np.nd
     sums = np.bincount(owners, weights=values, minlength=m).astype(np.float32)
     peaks = np.zeros(m, dtype=np.float32)
     if len(owners):
-        first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        first = np.concatenate([[0], np.flatnonzero(owners[1:] != owners[:-1]) + 1])
         peaks[owners[first]] = np.maximum.reduceat(values, first)
     return sums, peaks
 
@@ -261,7 +267,7 @@ def pair_features(
     """``(n_candidates, n_features)`` float32 in ``feature_names`` order."""
     rows, items = cands.rows, cands.items
     n_rows = histories.shape[0]
-    h = sp.csr_matrix(histories)
+    h = _csr(histories)
     row_of = _row_of(h)
     hist = np.asarray(h.indices, dtype=np.int64)
     activity, mean_w, spread = _row_stats(h, row_of)
@@ -280,12 +286,14 @@ def pair_features(
         user_num[:, j] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     tokens = space.dense_tokens()
     profile = np.zeros((n_rows, tokens.shape[1]), dtype=np.float64)
-    np.add.at(profile, row_of, tokens[hist])
+    filled = np.diff(h.indptr) > 0
+    if filled.any():  # rows' runs of history are contiguous: one reduceat sums each run
+        profile[filled] = np.add.reduceat(tokens[hist], h.indptr[:-1][filled], axis=0)
     pnorm = np.linalg.norm(profile, axis=1, keepdims=True)
     profile /= np.where(pnorm > 0, pnorm, 1.0)
     affinity = np.einsum("ij,ij->i", tokens[items], profile[rows])
     width = int(space.neighbours.shape[1])
-    neighbours = sp.csr_matrix(space.neighbours)
+    neighbours = _csr(space.neighbours)
     history_keys = np.sort(row_of.astype(np.int64) * width + hist)
     known = (
         np.zeros(n_rows, dtype=bool)
@@ -306,7 +314,8 @@ def pair_features(
     )[rows]
     item_num = raw_numeric[items]
     n_cands = len(rows)
-    ctx = np.tile(np.asarray([hour, weekday, *context], dtype=np.float32), (n_cands, 1))
+    ctx = np.asarray([hour, weekday, *context], dtype=np.float32)
+    ctx = np.broadcast_to(ctx, (n_cands, len(ctx)))
     z = np.empty((n_cands, 0), np.float32) if cands.z is None else cands.z
     return np.column_stack(
         [
