@@ -12,7 +12,7 @@ from recstack.models.ranking.candidates import SparseRows, generate, opinion
 from recstack.testing.data import planted_dataset
 
 
-class Dense:
+class Dense:  # neither SparseScoring nor a FactorRecommender
     """The same retriever seen only through its dense ``score``."""
 
     def __init__(self, model):
@@ -79,3 +79,26 @@ def test_rows_with_nothing_stored_standardise_to_zero():
     rows = SparseRows.of(sp.csr_matrix((2, 5), dtype=np.float32), sp.csr_matrix((2, 5)))
     assert rows.lists(3)[0].tolist() == [[-1, -1, -1], [-1, -1, -1]]
     assert rows.standardised(np.array([0, 1]), np.array([2, 4])).tolist() == [0.0, 0.0]
+
+
+def test_factor_z_scores_from_the_gram_matrix_equal_the_dense_ones():
+    from recstack.models.als import ALSRecommender
+
+    als = ALSRecommender(factors=8, iterations=3).fit(planted_dataset())
+    h = histories(als, np.random.default_rng(5))
+    users = np.arange(h.shape[0])
+    users[-3:] = -1  # folded in: the empty, one-item and most-seen rows
+    (idx, val), z_factor = opinion(als, h, users, 15)
+    (idx_d, val_d), z_dense = opinion(Dense(als), h, users, 15)
+    np.testing.assert_array_equal(idx, idx_d)
+    np.testing.assert_array_equal(val, val_d)
+    rows = np.repeat(np.arange(h.shape[0]), 30)
+    items = np.random.default_rng(1).integers(0, als.n_items, len(rows))
+    items[:3] = h[0].indices[:3]
+    np.testing.assert_allclose(z_factor(rows, items), z_dense(rows, items), rtol=1e-4, atol=1e-5)
+    assert np.all(z_factor(rows[:3], items[:3]) == 0.0)  # seen items
+    vectors = als.user_vectors(h, users)
+    total, squares = als.score_moments(vectors)
+    scores = vectors.astype(np.float64) @ als.item_vectors().astype(np.float64).T
+    np.testing.assert_allclose(total, scores.sum(axis=1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(squares, (scores**2).sum(axis=1), rtol=1e-9, atol=1e-9)

@@ -37,7 +37,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from recstack.models.base import Recommender, top_k
+from recstack.models.base import FactorRecommender, Recommender, top_k
 from recstack.models.protocols import SparseScoring
 from recstack.topk import tie_key
 
@@ -129,11 +129,26 @@ def standardise_rows(scores: np.ndarray, rows: np.ndarray, items: np.ndarray) ->
     bad = np.flatnonzero(~np.isfinite(scores))
     clean = scores.astype(np.float64, order="C")
     clean.ravel()[bad] = 0.0
-    n = np.maximum(width - np.bincount(bad // width, minlength=n_rows), 1)
-    mean = clean.sum(axis=1) / n
-    var = np.einsum("ij,ij->i", clean, clean) / n - mean**2
-    std = np.sqrt(np.maximum(var, 0.0))
-    picked = scores[rows, items].astype(np.float64)
+    n = width - np.bincount(bad // width, minlength=n_rows)
+    total = clean.sum(axis=1)
+    return z_scores(scores[rows, items], rows, n, total, np.einsum("ij,ij->i", clean, clean))
+
+
+def z_scores(
+    picked: np.ndarray, rows: np.ndarray, n: np.ndarray, total: np.ndarray, squares: np.ndarray
+) -> np.ndarray:
+    """``picked`` (entries of rows ``rows``) as z-scores of rows with ``n`` finite entries
+    summing to ``total`` and to ``squares`` squared; 0 where not finite or the row is constant.
+
+    >>> z = z_scores(np.array([3.0, -np.inf]), np.array([0, 0]), np.array([3]), np.array([6.0]),
+    ...              np.array([14.0]))
+    >>> [round(float(x), 4) for x in z]  # 1, 2, 3: mean 2, spread sqrt(2 / 3)
+    [1.2247, 0.0]
+    """
+    n = np.maximum(n, 1)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    picked = np.asarray(picked, dtype=np.float64)
     ok = np.isfinite(picked) & (std[rows] > 1e-12)
     z = np.where(ok, (np.where(ok, picked, 0.0) - mean[rows]) / np.where(ok, std[rows], 1.0), 0.0)
     return z.astype(np.float32)
@@ -220,17 +235,13 @@ class SparseRows:
         n_rows = len(self.n_unseen)
         owner = self.keys // self.n_items
         values = self.values.astype(np.float64)
-        n = np.maximum(self.n_unseen, 1)
-        mean = np.bincount(owner, weights=values, minlength=n_rows) / n
-        var = np.bincount(owner, weights=values * values, minlength=n_rows) / n - mean**2
-        std = np.sqrt(np.maximum(var, 0.0))
+        total = np.bincount(owner, weights=values, minlength=n_rows)
+        squares = np.bincount(owner, weights=values * values, minlength=n_rows)
         want = np.asarray(rows, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
         at = _find(self.keys, want)
         stored = values[np.maximum(at, 0)] if len(values) else np.zeros(len(want))
-        picked = np.where(at >= 0, stored, 0.0)
-        ok = (_find(self.seen, want) < 0) & (std[rows] > 1e-12)
-        z = np.where(ok, (picked - mean[rows]) / np.where(ok, std[rows], 1.0), 0.0)
-        return z.astype(np.float32)
+        picked = np.where(_find(self.seen, want) >= 0, -np.inf, np.where(at >= 0, stored, 0.0))
+        return z_scores(picked, rows, self.n_unseen, total, squares)
 
 
 def _keys(m: sp.csr_matrix) -> np.ndarray:
@@ -259,10 +270,35 @@ def opinion(
         lists = sparse.lists(depth)
         if lists is not None:
             return lists, sparse.standardised
+    if isinstance(model, FactorRecommender):
+        return factor_opinion(model, histories, users, depth)
     scores = unseen_scores(model, histories, users)
     return retriever_lists(model, histories, users, depth, scores), partial(
         standardise_rows, scores
     )
+
+
+def factor_opinion(
+    model: FactorRecommender, histories: sp.csr_matrix, users: np.ndarray | None, depth: int
+) -> Opinion:
+    """``opinion`` of a factor model: the dense row for its list, but the moments of the
+    z-scores from the Gram matrix less the seen items (no pass over the row for them)."""
+    vectors = model.user_vectors(histories, users)
+    scores = np.asarray(model.score_vectors(vectors), dtype=np.float32)
+    seen = np.unique(_keys(sp.csr_matrix(histories)))
+    n_rows, n_items = scores.shape
+    seen_rows, seen_items = seen // n_items, seen % n_items
+    seen_values = scores[seen_rows, seen_items].astype(np.float64)
+    scores[seen_rows, seen_items] = -np.inf
+    total, squares = model.score_moments(vectors)
+    total = total - np.bincount(seen_rows, weights=seen_values, minlength=n_rows)
+    squares = squares - np.bincount(seen_rows, weights=seen_values**2, minlength=n_rows)
+    n = n_items - np.bincount(seen_rows, minlength=n_rows)
+
+    def z_of(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return z_scores(scores[rows, items], rows, n, total, squares)
+
+    return retriever_lists(model, histories, users, depth, scores), z_of
 
 
 def merge_lists(lists: Sequence[tuple[np.ndarray, np.ndarray]], n_items: int) -> Candidates:
