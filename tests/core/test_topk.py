@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recstack.topk import BATCH_BELOW, best, tie_key, top_k
+from recstack.topk import BATCH_BELOW, best, exclusion, tie_key, top_k
 
 
 def reference(row: np.ndarray, k: int) -> np.ndarray:
@@ -62,3 +62,21 @@ def test_ties_do_not_follow_the_catalogue_order() -> None:
     idx, _ = top_k(np.zeros((1, 62_000), dtype=np.float32), 10)
     assert idx[0].tolist() == sorted(idx[0].tolist(), key=lambda i: int(tie_key(np.array([i]))[0]))
     assert idx[0].max() > 1_000
+
+
+@pytest.mark.parametrize("shape", [(62_000,), (3, 1_682), (1, 7)])
+def test_exclusion_drops_exactly_the_masked_out_items(shape):
+    rng = np.random.default_rng(len(shape))
+    scores = rng.normal(size=shape).astype(np.float32)
+    scores.flat[::5] = -np.inf
+    mask = rng.random(shape) < 0.4
+    expected = scores.copy()
+    expected[~mask] = -np.inf
+    got = scores + exclusion(mask)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    if len(shape) == 2:  # one mask for every row
+        row_mask = mask[0]
+        np.testing.assert_array_equal(
+            scores + exclusion(row_mask), np.where(row_mask, scores, -np.inf)
+        )

@@ -43,7 +43,7 @@ from recstack.models.config import (
     parse_config,
 )
 from recstack.models.names import MODELS, resolve
-from recstack.topk import top_k
+from recstack.topk import exclusion, top_k
 
 SCORE_BATCH = 1024  # rows scored densely at once; bounds memory at SCORE_BATCH x n_items floats
 
@@ -220,10 +220,7 @@ class Recommender(ABC):
                 _mask_sparse(s, ex[lo:hi])
             if item_mask is not None:
                 mask = np.asarray(item_mask, dtype=bool)
-                if mask.ndim == 1:
-                    s[:, ~mask] = -np.inf
-                else:
-                    s[~mask[lo:hi]] = -np.inf
+                s += exclusion(mask if mask.ndim == 1 else mask[lo:hi])
             idx, val = top_k(s, k)
             out_idx[lo:hi, : idx.shape[1]] = idx
             out_val[lo:hi, : val.shape[1]] = val

@@ -14,6 +14,7 @@ from recstack.serving.engine.filters import filter_mask
 from recstack.serving.engine.item_state import ItemState, content_mask, history_row
 from recstack.serving.engine.results import ScoredItem
 from recstack.serving.engine.vectors import LazyCosineSearch
+from recstack.topk import exclusion
 
 if TYPE_CHECKING:
     from recstack.serving.engine.histories import UserHistories
@@ -61,7 +62,7 @@ class DiscoveryMixin:
 
     def _popular(self, cat: Catalogue, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self.histories.popularity(cat.n_items).astype(np.float32)
-        scores = np.where(mask, scores, -np.inf)
+        scores = scores + exclusion(mask)
         idx, val = top_k(scores[None, :], k)
         keep = idx[0] >= 0
         return idx[0][keep], val[0][keep]
@@ -107,7 +108,7 @@ class DiscoveryMixin:
             return st.positions.to_engine(idx), val
         assert st.model is not None
         sims = np.asarray(st.model.item_similarity(np.array([model_pos]))[0], dtype=np.float32)
-        sims = np.where(model_mask, sims[: st.n_model], -np.inf)
+        sims = sims[: st.n_model] + exclusion(model_mask)
         idx, val = top_k(sims[None, :], k)
         keep = idx[0] >= 0
         return st.positions.to_engine(idx[0][keep]), val[0][keep]

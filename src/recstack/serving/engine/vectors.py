@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from recstack.index.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
-from recstack.topk import best
+from recstack.topk import best, exclusion
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class ItemVectorSearch:
             if len(self.tail):
                 scores = np.concatenate([scores, self.tail @ query])
             if mask is not None and eligible < n:
-                scores = np.where(mask[:n], scores, np.float32(-np.inf))
+                scores = np.asarray(scores, dtype=np.float32) + exclusion(mask[:n])
             return _best(scores, want)
         idx, val = self._approximate(query, want, mask)
         if len(idx) < want:
