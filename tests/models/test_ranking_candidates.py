@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from recstack.models.item_knn import ItemKNNRecommender
 from recstack.models.protocols import SparseScoring
-from recstack.models.ranking.candidates import SparseRows, generate, opinion
+from recstack.models.ranking.candidates import SparseRows, generate, opinion, seen_keys
 from recstack.testing.data import planted_dataset
 
 
@@ -69,14 +69,14 @@ def test_generated_candidates_with_requested_items_match_dense(knn):
 
 def test_negative_scores_fall_back_to_the_dense_rule():
     scores = sp.csr_matrix(np.array([[0.0, -1.0, 2.0, 0.0]], dtype=np.float32))
-    rows = SparseRows.of(scores, sp.csr_matrix((1, 4)))
+    rows = SparseRows.of(scores, seen_keys(sp.csr_matrix((1, 4))))
     assert rows.lists(3) is None  # 0 is above the floor: ties at 0 would be listed
-    seen_one = SparseRows.of(scores, sp.csr_matrix(np.array([[0, 0, 1, 0]], dtype=np.float32)))
+    seen_one = SparseRows.of(scores, seen_keys(sp.csr_matrix(np.array([[0, 0, 1, 0]], np.float32))))
     assert seen_one.n_unseen.tolist() == [3] and seen_one.values.tolist() == [-1.0]
 
 
 def test_rows_with_nothing_stored_standardise_to_zero():
-    rows = SparseRows.of(sp.csr_matrix((2, 5), dtype=np.float32), sp.csr_matrix((2, 5)))
+    rows = SparseRows.of(sp.csr_matrix((2, 5), dtype=np.float32), seen_keys(sp.csr_matrix((2, 5))))
     assert rows.lists(3)[0].tolist() == [[-1, -1, -1], [-1, -1, -1]]
     assert rows.standardised(np.array([0, 1]), np.array([2, 4])).tolist() == [0.0, 0.0]
 

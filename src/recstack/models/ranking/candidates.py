@@ -193,12 +193,12 @@ class SparseRows:
     n_items: int
 
     @classmethod
-    def of(cls, scores: sp.csr_matrix, histories: sp.csr_matrix) -> SparseRows:
+    def of(cls, scores: sp.csr_matrix, seen: np.ndarray) -> SparseRows:
+        """``scores`` less the ``seen`` keys (``seen_keys`` of the histories)."""
         s = sp.csr_matrix(scores, dtype=np.float32)
         s.sum_duplicates()  # sorted indices: keys ascend
         n_rows, n_items = s.shape
         keys = _keys(s)
-        seen = np.unique(_keys(sp.csr_matrix(histories)))
         hit = _find(seen, keys) >= 0
         n_seen = np.bincount(seen // n_items, minlength=n_rows)
         return cls(keys[~hit], s.data[~hit], seen, n_items - n_seen, n_items)
@@ -243,6 +243,11 @@ class SparseRows:
         return z_scores(picked, rows, self.n_unseen, total, squares)
 
 
+def seen_keys(histories: sp.csr_matrix) -> np.ndarray:
+    """The sorted distinct ``row * n_items + item`` of every history entry."""
+    return np.unique(_keys(sp.csr_matrix(histories)))
+
+
 def _keys(m: sp.csr_matrix) -> np.ndarray:
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
     return rows * m.shape[1] + m.indices
@@ -260,17 +265,22 @@ Opinion = tuple[tuple[np.ndarray, np.ndarray], Callable[[np.ndarray, np.ndarray]
 
 
 def opinion(
-    model: Recommender, histories: sp.csr_matrix, users: np.ndarray | None, depth: int
+    model: Recommender,
+    histories: sp.csr_matrix,
+    users: np.ndarray | None,
+    depth: int,
+    seen: np.ndarray | None = None,
 ) -> Opinion:
     """One retriever's ``retriever_lists`` and a function of ``(rows, items)`` giving its
     standardised scores of those pairs; from a sparse row when the model scores sparsely."""
+    seen = seen_keys(histories) if seen is None else seen
     if isinstance(model, SparseScoring):
-        sparse = SparseRows.of(model.score_sparse(histories, users), histories)
+        sparse = SparseRows.of(model.score_sparse(histories, users), seen)
         lists = sparse.lists(depth)
         if lists is not None:
             return lists, sparse.standardised
     if isinstance(model, FactorRecommender):
-        return factor_opinion(model, histories, users, depth)
+        return factor_opinion(model, histories, users, depth, seen)
     scores = unseen_scores(model, histories, users)
     return retriever_lists(model, histories, users, depth, scores), partial(
         standardise_rows, scores
@@ -278,13 +288,16 @@ def opinion(
 
 
 def factor_opinion(
-    model: FactorRecommender, histories: sp.csr_matrix, users: np.ndarray | None, depth: int
+    model: FactorRecommender,
+    histories: sp.csr_matrix,
+    users: np.ndarray | None,
+    depth: int,
+    seen: np.ndarray,
 ) -> Opinion:
     """``opinion`` of a factor model: the dense row for its list, but the moments of the
     z-scores from the Gram matrix less the seen items (no pass over the row for them)."""
     vectors = model.user_vectors(histories, users)
     scores = np.asarray(model.score_vectors(vectors), dtype=np.float32)
-    seen = np.unique(_keys(sp.csr_matrix(histories)))
     n_rows, n_items = scores.shape
     seen_rows, seen_items = seen // n_items, seen % n_items
     seen_values = scores[seen_rows, seen_items].astype(np.float64)
@@ -374,7 +387,8 @@ def generate(
     ``extra`` (``(n_rows, e)`` item indices, -1 padded) asks for exactly those items: the
     result then holds only them, with the retrievers' features where they proposed them."""
     n_items = retrievers[0].n_items
-    opinions = [opinion(model, histories, users, depth) for model in retrievers]
+    seen = seen_keys(histories)
+    opinions = [opinion(model, histories, users, depth, seen) for model in retrievers]
     lists = [lists for lists, _ in opinions]
     if extra is not None:
         ask = (np.asarray(extra, dtype=np.int64), np.zeros(np.shape(extra), np.float32))
