@@ -70,6 +70,19 @@ class StoreBackend(Protocol):
         """The online event writer for ``engine`` (see ``event_writer`` below)."""
         ...
 
+    # ---- each user's events -------------------------------------------------------------------
+    def user_events(self, engine: Engine, conn: Connection, user: int) -> sa.ColumnElement[bool]:
+        """A ``WHERE`` clause on ``interactions`` for surrogate ``user``'s rows, read inside
+        ``conn``'s transaction (SQLite's user index is a side file, ``store.user_index``)."""
+        ...
+
+    def index_users(
+        self, engine: Engine, *, task: ProgressTask | None = None, at_least: int | None = None
+    ) -> None:
+        """Bring a deferred per-user index up to date when ``at_least`` events wait for it
+        (None: the backend's own threshold, as after its writes)."""
+        ...
+
     # ---- bulk ingest (all inside the caller's write transaction; none commits) -----------------
     def prepare_bulk(self, conn: Connection, *, large: bool) -> None: ...
     def finish_bulk(self, conn: Connection) -> None: ...

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.validation import dumps_json
+from recstack.progress import ProgressTask
 from recstack.store import ingest_postgres
 from recstack.store.blocks import (
     NO_LOWER_BOUND,
@@ -30,6 +31,7 @@ from recstack.store.bulk_delegate import BulkDelegate
 from recstack.store.dbapi import driver_connection
 from recstack.store.group_commit import GroupCommitWriter
 from recstack.store.rows_postgres import postgres_event_writer
+from recstack.store.tables import interactions
 
 # Any constant works; it only serialises concurrent migrators on one PostgreSQL server.
 _MIGRATION_LOCK_KEY = 0x7265637374616B  # "recstak"
@@ -74,6 +76,14 @@ class PostgresBackend(BulkDelegate):
 
     def event_writer(self, engine: Engine) -> GroupCommitWriter:
         return postgres_event_writer(engine)
+
+    def user_events(self, engine: Engine, conn: Connection, user: int) -> sa.ColumnElement[bool]:
+        return interactions.c.user_id == user  # ix_interactions_user_ts
+
+    def index_users(
+        self, engine: Engine, *, task: ProgressTask | None = None, at_least: int | None = None
+    ) -> None:
+        """Nothing: the index is kept by every write."""
 
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(

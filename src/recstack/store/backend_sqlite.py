@@ -29,7 +29,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recstack.data.validation import dumps_json
-from recstack.store import ingest_sqlite
+from recstack.progress import ProgressTask
+from recstack.store import ingest_sqlite, user_index
 from recstack.store.blocks import (
     NO_LOWER_BOUND,
     TYPE_SEPARATOR,
@@ -44,6 +45,7 @@ from recstack.store.bulk_delegate import BulkDelegate
 from recstack.store.dbapi import WRITE_OPTION, driver_connection
 from recstack.store.group_commit import GroupCommitWriter
 from recstack.store.rows_sqlite import sqlite_event_writer
+from recstack.store.tables import interactions
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_CHECKPOINT_PAGES = 8_192  # 32 MiB of 4 KiB pages
@@ -117,6 +119,15 @@ class SQLiteBackend(BulkDelegate):
 
     def event_writer(self, engine: Engine) -> GroupCommitWriter:
         return sqlite_event_writer(engine)
+
+    def user_events(self, engine: Engine, conn: Connection, user: int) -> sa.ColumnElement[bool]:
+        return user_index.user_filter(engine, conn, interactions, user)
+
+    def index_users(
+        self, engine: Engine, *, task: ProgressTask | None = None, at_least: int | None = None
+    ) -> None:
+        threshold = user_index.MERGE_ROWS if at_least is None else at_least
+        user_index.merge(engine.url.database, at_least=threshold, task=task)
 
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(

@@ -133,6 +133,7 @@ def ingest(
                     )
             finally:
                 backend.finish_bulk(conn)
+        backend_of(engine).index_users(engine, task=task, at_least=0 if large else None)
     return IngestResult(
         interactions_read=n,
         interactions_inserted=inserted,

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from recstack.data.schema import INTERACTION_COLUMNS
 from recstack.progress import ProgressTask
+from recstack.store import user_index
 from recstack.store.bulk import chunks, is_large_load
 from recstack.store.dbapi import driver_connection
 
@@ -211,6 +212,7 @@ def write_interactions(conn: Connection, chunk: pd.DataFrame) -> int:
     columns = _columns_to_bind(chunk)
     width = len(columns)
     flat = _interleaved([_column_values(chunk, c) for c in columns])
+    driver_connection(conn).execute(user_index.GUARD)  # before SQLite may reuse an id
     head = "INSERT OR IGNORE INTO interactions ({}) VALUES ".format(
         ", ".join(f'"{c}"' for c in columns)
     )

@@ -61,7 +61,9 @@ def add_events(engine: Engine, events: pd.DataFrame, *, create_items: bool = Fal
         return 0
     with write_transaction(engine) as conn:
         mapped, _, _ = map_interactions(conn, frame, create_items=create_items)
-        return backend_of(conn).write_interactions(conn, mapped)
+        inserted = backend_of(conn).write_interactions(conn, mapped)
+    backend_of(engine).index_users(engine)
+    return inserted
 
 
 def _item_record(row: Any) -> dict[str, Any]:
@@ -203,9 +205,8 @@ def get_user(engine: Engine, user_id: str) -> dict[str, Any] | None:
         row = conn.execute(sa.select(users).where(users.c.external_id == str(user_id))).first()
         if row is None:
             return None
-        n_events = conn.execute(
-            sa.select(sa.func.count()).where(interactions.c.user_id == row.id)
-        ).scalar_one()
+        mine = backend_of(conn).user_events(engine, conn, row.id)
+        n_events = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
     return {
         "user_id": row.external_id,
         "attributes": _as_dict(row.attributes),
@@ -219,24 +220,9 @@ def user_history(engine: Engine, user_id: str, limit: int | None = None) -> pd.D
 
     ``context`` is JSON text (or None) as in the canonical interaction frame.
     """
-    query = (
-        sa.select(
-            interactions.c.event_id,
-            items.c.external_id.label("item_id"),
-            interactions.c.event_type,
-            interactions.c.value,
-            interactions.c.timestamp,
-            sa.cast(interactions.c.context, sa.Text).label("context"),
-        )
-        .join(items, items.c.id == interactions.c.item_id)
-        .join(users, users.c.id == interactions.c.user_id)
-        .where(users.c.external_id == str(user_id))
-        .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
-    )
-    if limit is not None:
-        query = query.limit(max(0, int(limit)))
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    with read_transaction(engine) as conn:
+        sid = _user_sid(conn, user_id)
+        rows = [] if sid is None else conn.execute(_history_query(engine, conn, sid, limit)).all()
     frame = pd.DataFrame(
         {
             "event_id": pd.Series([r[0] for r in rows], dtype=object),
@@ -251,17 +237,37 @@ def user_history(engine: Engine, user_id: str, limit: int | None = None) -> pd.D
     return frame
 
 
+def _history_query(engine: Engine, conn: Connection, sid: int, limit: int | None) -> sa.Select:
+    query = (
+        sa.select(
+            interactions.c.event_id,
+            items.c.external_id.label("item_id"),
+            interactions.c.event_type,
+            interactions.c.value,
+            interactions.c.timestamp,
+            sa.cast(interactions.c.context, sa.Text).label("context"),
+        )
+        .join(items, items.c.id == interactions.c.item_id)
+        .where(backend_of(conn).user_events(engine, conn, sid))
+        .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
+    )
+    return query if limit is None else query.limit(max(0, int(limit)))
+
+
 def delete_user(engine: Engine, user_id: str) -> int:
     """Erase a user, every event of theirs and their precomputed lists in one transaction;
     returns events deleted.
 
     Raises ``NotFoundError`` when the user is not stored.
     """
-    with write_transaction(engine) as conn:
+    # foreign keys off: the user's events go first, and on SQLite the cascade's lookup of
+    # them would scan every event (the user index is a side file, ``store.user_index``)
+    with write_transaction(engine, check_foreign_keys=False) as conn:
         sid = _user_sid(conn, user_id)
         if sid is None:
             raise NotFoundError(f"unknown user: {user_id!r}")
-        deleted = conn.execute(sa.delete(interactions).where(interactions.c.user_id == sid))
+        mine = backend_of(conn).user_events(engine, conn, sid)
+        deleted = conn.execute(sa.delete(interactions).where(mine))
         conn.execute(sa.delete(users).where(users.c.id == sid))
         generations = sa.select(precomputed_generations.c.id)  # one PK probe per generation
         conn.execute(

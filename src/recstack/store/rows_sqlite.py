@@ -8,7 +8,8 @@ up). Ids travel as one JSON array per statement (``json_each``), so every statem
 prepared once whatever the batch size.
 
 The writer's connection gets a larger page cache, so the index pages a write touches stay in
-memory between calls.
+memory between calls. After a commit that leaves ``user_index.MERGE_ROWS`` events above the
+user index's mark, a background thread merges them into the index's side file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from recstack.data.validation import EventColumns
+from recstack.store import user_index
 from recstack.store.group_commit import Batch, GroupCommitWriter, Outcome, item_checks, settle
 
 WRITER_CACHE_KIB = 64 * 1024
@@ -47,13 +49,15 @@ _INSERT_FULL = _insert_sql(_ROWS_PER_STATEMENT)
 def sqlite_event_writer(engine: Engine) -> GroupCommitWriter:
     """The group-committing event writer of a SQLite engine."""
     database = engine.url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if user_index.side_path(database) is None:
         return GroupCommitWriter(engine, _transaction, setup=_setup)
     lock = WriterLock(Path(database).expanduser().with_name(Path(database).name + "-writer.lock"))
+    merger = user_index.BackgroundMerger(database)
 
     def transaction(raw: Any, group: list[Batch]) -> None:
         with lock:
             _transaction(raw, group)
+        merger.after_commit(raw)
 
     return GroupCommitWriter(engine, transaction, setup=_setup)
 
@@ -98,6 +102,7 @@ def _transaction(raw: Any, group: list[Batch]) -> None:
     try:
         raw.execute("BEGIN IMMEDIATE")
         try:
+            raw.execute(user_index.GUARD)
             outcomes = _write(raw.cursor(), group)
             raw.execute("COMMIT")
         except BaseException:

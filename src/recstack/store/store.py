@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from recstack.store.operations import Operations
     from recstack.store.precomputed import PrecomputedStore
 
+STARTUP_BACKLOG = 2_000_000  # events waiting for the user index that ``migrate`` indexes
+
 
 class Store:
     """The event/metadata store on SQLite (WAL) or PostgreSQL.
@@ -95,6 +97,8 @@ class Store:
         from recstack.store.migrate import upgrade_to_head  # Alembic: only where a store migrates
 
         upgrade_to_head(self.engine)
+        # a store upgraded to a deferred user index: smaller backlogs are left to the writes
+        self.backend.index_users(self.engine, at_least=STARTUP_BACKLOG)
 
     def ingest(
         self, data: LoadedData, *, progress: bool = False, chunk_size: int = 500_000

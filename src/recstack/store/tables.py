@@ -67,7 +67,8 @@ interactions = Table(
     Column("value", Float, nullable=True),
     Column("timestamp", BigInteger, nullable=False),
     Column("context", JSON, nullable=True),
-    Index("ix_interactions_user_ts", "user_id", "timestamp"),
+    # PostgreSQL only: SQLite keeps it in a side file (``store.user_index``, migration 0008)
+    Index("ix_interactions_user_ts", "user_id", "timestamp").ddl_if(dialect="postgresql"),
 )
 
 api_keys = Table(
