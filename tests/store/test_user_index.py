@@ -188,3 +188,36 @@ def test_recent_entries_move_into_the_large_level_and_stay_found(store, monkeypa
     assert [side.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in LEVELS] == [70, 0]
     side.close()
     _check_all(store)
+
+
+def _side_ids(store: Store) -> set[int]:
+    side = sqlite3.connect(user_index.engine_side_path(store.engine))
+    try:
+        return {r[0] for t in LEVELS for r in side.execute(f"SELECT id FROM {t}")}
+    finally:
+        side.close()
+
+
+def test_deleted_users_and_purged_events_leave_the_side_file(store, monkeypatch) -> None:
+    store.add_events(_rows(30), create_items=True)
+    user_index.merge(store.engine.url.database)
+    with store.engine.connect() as conn:
+        u2 = set(
+            conn.exec_driver_sql(
+                "SELECT i.id FROM interactions i JOIN users u ON u.id = i.user_id "
+                "WHERE u.external_id = 'u2'"
+            ).scalars()
+        )
+    assert u2 <= _side_ids(store)
+    store.delete_user("u2")
+    assert not u2 & _side_ids(store)  # nothing of the erased user stays beside the database
+    with store.engine.begin() as conn:  # a retention purge of the oldest events
+        conn.exec_driver_sql("DELETE FROM interactions WHERE id <= 10")
+    store.add_events(_rows(5, start=30))
+    user_index.merge(store.engine.url.database)
+    assert min(_side_ids(store)) > 10
+    assert _side_ids(store) == {
+        r[0]
+        for r in sqlite3.connect(store.engine.url.database).execute("SELECT id FROM interactions")
+    }
+    _check_all(store)

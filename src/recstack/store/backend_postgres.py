@@ -85,6 +85,9 @@ class PostgresBackend(BulkDelegate):
     ) -> None:
         """Nothing: the index is kept by every write."""
 
+    def forget_user(self, engine: Engine, user: int) -> None:
+        """Nothing: the index lost the user's entries with their rows."""
+
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(
         self, conn: Connection, ranges: Iterable[tuple[int, int]], since: int | None

@@ -129,6 +129,9 @@ class SQLiteBackend(BulkDelegate):
         threshold = user_index.MERGE_ROWS if at_least is None else at_least
         user_index.merge(engine.url.database, at_least=threshold, task=task)
 
+    def forget_user(self, engine: Engine, user: int) -> None:
+        user_index.forget_user(engine.url.database, user)
+
     # ---- reads ------------------------------------------------------------------------------
     def event_blocks(
         self, conn: Connection, ranges: Iterable[tuple[int, int]], since: int | None

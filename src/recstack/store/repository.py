@@ -276,4 +276,5 @@ def delete_user(engine: Engine, user_id: str) -> int:
                 precomputed_lists.c.user_id == user_id,
             )
         )
+    backend_of(engine).forget_user(engine, sid)
     return int(deleted.rowcount)

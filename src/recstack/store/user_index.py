@@ -47,8 +47,8 @@ _SIDE_SCHEMA = (
         for level in LEVELS
     ),
     "CREATE TABLE IF NOT EXISTS covered (one INTEGER PRIMARY KEY CHECK (one = 1), "
-    "upto INTEGER NOT NULL, recent INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO covered VALUES (1, 0, 0)",
+    "upto INTEGER NOT NULL, recent INTEGER NOT NULL, pruned INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO covered VALUES (1, 0, 0, 0)",
 )
 _IDS = " UNION ALL ".join(
     f"SELECT id FROM {level} WHERE user_id = ? AND id <= ?" for level in LEVELS
@@ -202,14 +202,38 @@ def merge(
 
 def _settle(side: sqlite3.Connection) -> None:
     """Move ``recent`` into ``events`` once it holds ``LEVEL_ROWS`` entries: already in key
-    order, they go in as one sorted run that writes each page of ``events`` about once."""
-    if side.execute("SELECT recent FROM covered").fetchone()[0] < LEVEL_ROWS:
+    order, they go in as one sorted run that writes each page of ``events`` about once. Then
+    drop the entries of ids below the lowest stored one (events a retention purge deleted), a
+    pass over the side file made only when that lowest id has moved."""
+    recent, pruned = side.execute("SELECT recent, pruned FROM covered").fetchone()
+    if recent >= LEVEL_ROWS:
+        side.execute("BEGIN")
+        side.execute("INSERT OR IGNORE INTO events SELECT user_id, timestamp, id FROM recent")
+        side.execute("DELETE FROM recent")
+        side.execute("UPDATE covered SET recent = 0")
+        side.execute("COMMIT")
+    lowest = side.execute("SELECT min(id) FROM src.interactions").fetchone()[0]
+    if lowest is not None and lowest > pruned:
+        side.execute("BEGIN")
+        for level in LEVELS:
+            side.execute(f"DELETE FROM {level} WHERE id < ?", (lowest,))
+        side.execute("UPDATE covered SET pruned = ?", (lowest,))
+        side.execute("COMMIT")
+
+
+def forget_user(database: str | None, user: int) -> None:
+    """Erase a deleted user's entries from the side file (their events are gone already)."""
+    path = side_path(database)
+    if path is None or not path.exists():
         return
-    side.execute("BEGIN")
-    side.execute("INSERT OR IGNORE INTO events SELECT user_id, timestamp, id FROM recent")
-    side.execute("DELETE FROM recent")
-    side.execute("UPDATE covered SET recent = 0")
-    side.execute("COMMIT")
+    side = _connect(path)
+    try:
+        side.execute("BEGIN")
+        for level in LEVELS:
+            side.execute(f"DELETE FROM {level} WHERE user_id = ?", (user,))
+        side.execute("COMMIT")
+    finally:
+        side.close()
 
 
 def _raise_mark(database: str, seen: int, top: int) -> None:
