@@ -202,34 +202,3 @@ def test_max_users_bounds_the_training_lists_of_each_fold(data):
         capped.report["candidate_recall"]["positives"]
         < full.report["candidate_recall"]["positives"]
     )
-
-
-def _dense_recommend(model, h, k, users, **kwargs):
-    """The base class's path: ``score`` for every item, then exclusions and ``top_k``."""
-    from recstack.models.base import Recommender
-
-    return Recommender.recommend(model, h, k, users=users, **kwargs)
-
-
-def test_top_k_over_candidates_alone_equals_the_dense_path(fitted, data):
-    train, test = data
-    users = np.arange(train.n_users)
-    rng = np.random.default_rng(3)
-    mask = rng.random(train.n_items) < 0.5  # about half of each list's candidates filtered out
-    rows = rng.random((train.n_users, train.n_items)) < 0.9
-    exclude = sp.csr_matrix(rng.random((train.n_users, train.n_items)) < 0.05)
-    cases = [
-        {},
-        {"exclude_seen": False},
-        {"item_mask": mask},
-        {"item_mask": rows, "exclude": exclude},
-        {"item_mask": np.zeros(train.n_items, dtype=bool)},  # nothing eligible: all -1
-    ]
-    for k in (1, 10, 35):  # 35 > candidates of some rows: those take the dense path
-        for kwargs in cases:
-            idx, val = fitted.recommend(train.matrix, k, users=users, **kwargs)
-            want_idx, want_val = _dense_recommend(fitted, train.matrix, k, users, **kwargs)
-            np.testing.assert_array_equal(idx, want_idx)
-            np.testing.assert_array_equal(val, want_val)
-    short = fitted.recommend(train.matrix, 35, users=users, item_mask=mask)[0]
-    assert (short[:, -1] >= 0).all()  # the dense path filled rows past their candidates

@@ -209,39 +209,22 @@ class Recommender(ABC):
         ex = as_histories(exclude, self.n_items) if exclude is not None else None
         out_idx = np.full((n, k), -1, dtype=np.int64)
         out_val = np.full((n, k), -np.inf, dtype=np.float32)
-        mask = None if item_mask is None else np.asarray(item_mask, dtype=bool)
         for lo in range(0, n, SCORE_BATCH):
             hi = min(n, lo + SCORE_BATCH)
-            idx, val = self._recommend_batch(
-                h[lo:hi],
-                None if users is None else users[lo:hi],
-                k,
-                h[lo:hi] if exclude_seen else None,
-                None if ex is None else ex[lo:hi],
-                mask if mask is None or mask.ndim == 1 else mask[lo:hi],
+            s = np.array(
+                self.score(h[lo:hi], None if users is None else users[lo:hi]), dtype=np.float32
             )
+            if exclude_seen:
+                _mask_sparse(s, h[lo:hi])
+            if ex is not None:
+                _mask_sparse(s, ex[lo:hi])
+            if item_mask is not None:
+                mask = np.asarray(item_mask, dtype=bool)
+                s += exclusion(mask if mask.ndim == 1 else mask[lo:hi])
+            idx, val = top_k(s, k)
             out_idx[lo:hi, : idx.shape[1]] = idx
             out_val[lo:hi, : val.shape[1]] = val
         return out_idx, out_val
-
-    def _recommend_batch(
-        self,
-        h: sp.csr_matrix,
-        users: np.ndarray | None,
-        k: int,
-        seen: sp.csr_matrix | None,
-        exclude: sp.csr_matrix | None,
-        mask: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``top_k`` of one batch's dense scores after the exclusions (``mask`` is 1-D or one
-        row per history row)."""
-        s = np.array(self.score(h, users), dtype=np.float32)
-        for drop in (seen, exclude):
-            if drop is not None:
-                mask_entries(s, drop)
-        if mask is not None:
-            s += exclusion(mask)
-        return top_k(s, k)
 
     def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-k most similar items to each of ``items`` (the item itself excluded)."""
@@ -462,7 +445,7 @@ def known_rows(users: np.ndarray | None, n_rows: int, n_users: int) -> np.ndarra
     return (u >= 0) & (u < n_users)
 
 
-def mask_entries(scores: np.ndarray, mask: sp.csr_matrix) -> None:
+def _mask_sparse(scores: np.ndarray, mask: sp.csr_matrix) -> None:
     """Set ``scores[r, c] = -inf`` wherever ``mask`` has an entry."""
     rows = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
     scores[rows, mask.indices] = -np.inf

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from recstack import tracing
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
-from recstack.models.base import Recommender, as_histories, mask_entries, top_k
+from recstack.models.base import Recommender, as_histories, top_k
 from recstack.models.config import ModelConfig
 from recstack.models.names import resolve
 from recstack.models.ranking import lgbm
@@ -44,20 +44,8 @@ from recstack.models.ranking.features import (
 )
 from recstack.models.ranking.training import fold_lists, retriever_params
 from recstack.progress import ProgressTask
-from recstack.topk import exclusion, tie_key
 
 DIVERSITY_DEPTH = 50  # top items re-ordered by MMR
-
-
-def _entries(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
-    """Whether each ``(rows[i], cols[i])`` is a stored entry of ``m``.
-
-    >>> m = sp.csr_matrix(np.array([[0, 1], [1, 0]]))
-    >>> _entries(m, np.array([0, 0, 1]), np.array([0, 1, 0]), 2).tolist()
-    [False, True, True]
-    """
-    stored = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width
-    return np.isin(rows.astype(np.int64) * width + cols, stored + m.indices)
 
 
 class TwoStageRecommender(Recommender):
@@ -228,81 +216,26 @@ class TwoStageRecommender(Recommender):
     ) -> np.ndarray:
         """Dense scores: candidates get the reranker's score, other items less than any."""
         h = as_histories(histories, self.n_items)
-        cands, pred = self._reranked(h, users, context)
-        out = self._dense(cands, pred, h.shape[0])
-        if self.config.diversity > 0:
-            self._diversify(out, h)
-        return out
-
-    def _reranked(
-        self, h: sp.csr_matrix, users: np.ndarray | None, context: Mapping[str, Any] | None
-    ) -> tuple[Candidates, np.ndarray]:
-        """The merged candidates and the reranker's float32 score of each."""
         with tracing.span("recstack.retrieval.candidates"):
             cands = self.candidates(h, users)
         with tracing.span("recstack.reranking"):
             pred = (
                 self._predict(self._features(cands, h, users, context))
                 if len(cands.items)
-                else np.empty(0)  # nothing proposed: the popularity order
+                else np.empty(0, dtype=np.float32)  # nothing proposed: the popularity order
             )
-        return cands, np.asarray(pred, dtype=np.float32)
-
-    def _dense(self, cands: Candidates, pred: np.ndarray, n: int) -> np.ndarray:
-        """``(n, n_items)``: ``pred`` at the candidates, and below the lowest of them every
-        other item by popularity (a percentile in [0, 1], so 2 below the floor stays below)."""
-        floor = np.full(n, float(pred.min()) if len(pred) else 0.0, dtype=np.float32)
+        n = h.shape[0]
+        floor = np.zeros(n, dtype=np.float32)
+        if len(pred):
+            floor = np.full(n, float(pred.min()), dtype=np.float32)
+            np.minimum.at(floor, cands.rows, pred)
         assert self.space is not None
         popularity = np.asarray(self.space.item_dense[:, 0], dtype=np.float32)
         out = (floor - 2.0)[:, None] + popularity[None, :]
         out[cands.rows, cands.items] = pred
-        return out
-
-    def _recommend_batch(
-        self,
-        h: sp.csr_matrix,
-        users: np.ndarray | None,
-        k: int,
-        seen: sp.csr_matrix | None,
-        exclude: sp.csr_matrix | None,
-        mask: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """As the dense path, without the dense rows where it can: every candidate outranks
-        every other item, so a row with ``k`` eligible candidates is ordered among them alone,
-        by ``top_k``'s rule (score, then ``tie_key``). Rows short of ``k``, and diversified
-        lists, take the dense path."""
         if self.config.diversity > 0:
-            return super()._recommend_batch(h, users, k, seen, exclude, mask)
-        n = h.shape[0]
-        cands, pred = self._reranked(h, users, None)
-        k = max(0, min(k, self.n_items))
-        vals = pred.copy()
-        for drop in (seen, exclude):
-            if drop is not None:
-                vals[_entries(drop, cands.rows, cands.items, self.n_items)] = -np.inf
-        if mask is not None:
-            keep = mask[cands.items] if mask.ndim == 1 else mask[cands.rows, cands.items]
-            vals[~keep] = -np.inf
-        finite = np.isfinite(vals)
-        eligible = np.bincount(cands.rows[finite], minlength=n)
-        idx = np.full((n, k), -1, dtype=np.int64)
-        val = np.full((n, k), -np.inf, dtype=np.float32)
-        order = np.lexsort((tie_key(cands.items), -vals, cands.rows))
-        rows = cands.rows[order]
-        position = np.arange(len(order)) - np.searchsorted(rows, rows)
-        take = (position < k) & (eligible[rows] >= k)
-        idx[rows[take], position[take]] = cands.items[order[take]]
-        val[rows[take], position[take]] = vals[order[take]]
-        short = np.flatnonzero(eligible < k)
-        if len(short):
-            s = self._dense(cands, pred, n)[short]
-            for drop in (seen, exclude):
-                if drop is not None:
-                    mask_entries(s, drop[short])
-            if mask is not None:
-                s += exclusion(mask if mask.ndim == 1 else mask[short])
-            idx[short], val[short] = top_k(s, k)
-        return idx, val
+            self._diversify(out, h)
+        return out
 
     def _diversify(self, out: np.ndarray, h: sp.csr_matrix) -> None:
         """Re-order each row's top items by MMR over the items' attribute tokens, in place."""
