@@ -22,7 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from recstack.store import user_index
+from recstack.store import Store, user_index
 
 INSERT = (
     'INSERT INTO interactions (event_id, user_id, item_id, event_type, value, "timestamp", '
@@ -62,17 +62,13 @@ def main() -> int:
     db.execute(f"PRAGMA cache_size=-{args.cache_kib}")
     db.execute(f"PRAGMA wal_autocheckpoint={args.checkpoint_pages}")
     db.execute(f"PRAGMA mmap_size={args.mmap_mib * 1024 * 1024}")
-    if args.drop_user_index or args.side_index:
+    if args.drop_user_index:
         db.execute("DROP INDEX IF EXISTS ix_interactions_user_ts")
-    if args.side_index:
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {user_index.MARK_TABLE} "
-            "(one INTEGER PRIMARY KEY CHECK (one = 1), upto INTEGER NOT NULL)"
-        )
-        db.execute(f"INSERT OR IGNORE INTO {user_index.MARK_TABLE} VALUES (1, 0)")
+    if args.side_index:  # as a store upgrades: migration 0008, then the side file is built
         started = time.perf_counter()
-        built = user_index.merge(str(args.db))
-        print(f"side file: {built:,} events indexed in {time.perf_counter() - started:.1f} s")
+        with Store(f"sqlite:///{args.db}") as store:
+            store.migrate()
+        print(f"migrated, side file built: {time.perf_counter() - started:.1f} s")
     stored = db.execute("SELECT max(id) FROM interactions").fetchone()[0] or 0
     users = db.execute("SELECT max(id) FROM users").fetchone()[0]
     items = db.execute("SELECT max(id) FROM items").fetchone()[0]
