@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -221,3 +222,18 @@ def test_deleted_users_and_purged_events_leave_the_side_file(store, monkeypatch)
         for r in sqlite3.connect(store.engine.url.database).execute("SELECT id FROM interactions")
     }
     _check_all(store)
+
+
+def test_reads_do_not_wait_for_a_running_merge(store) -> None:
+    store.add_events(_rows(20), create_items=True)
+    user_index.merge(store.engine.url.database)
+    side = sqlite3.connect(user_index.engine_side_path(store.engine), isolation_level=None)
+    side.execute("BEGIN IMMEDIATE")  # a merge holds the side file's write lock
+    side.execute("INSERT INTO recent VALUES (99, 0, 999)")
+    try:
+        started = time.perf_counter()
+        _check_all(store)
+        assert time.perf_counter() - started < 20  # not the 30 s busy timeout
+    finally:
+        side.execute("ROLLBACK")
+        side.close()

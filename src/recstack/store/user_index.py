@@ -82,29 +82,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return side
 
 
-def _covered(path: Path | None) -> int:
-    if path is None or not path.exists():
-        return 0
-    side = _connect(path)
-    try:
-        return int(side.execute("SELECT upto FROM covered").fetchone()[0])
-    finally:
-        side.close()
-
-
 def mark(conn: Connection) -> int:
     """The database's mark (0 where the table is missing: not migrated yet)."""
     row = conn.exec_driver_sql(f"SELECT upto FROM {MARK_TABLE}").first()
     return int(row[0]) if row else 0
 
 
-def user_ids(path: Path | None, user: int, upto: int) -> list[int]:
-    """Event ids the side file holds for surrogate ``user`` at or below ``upto``."""
+def user_ids(path: Path | None, user: int, upto: int) -> tuple[int, list[int]]:
+    """``(covered, ids)``: how far the side file reaches, capped at ``upto``, and the event
+    ids it holds for surrogate ``user`` up to there. A plain read: no schema statement, which
+    would wait for a running merge's write lock."""
     if path is None or upto <= 0 or not path.exists():
-        return []
-    side = _connect(path)
+        return 0, []
+    side = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
-        return [r[0] for r in side.execute(_IDS, (user, upto) * len(LEVELS))]
+        side.execute("BEGIN")  # one snapshot for both reads
+        (covered,) = side.execute("SELECT upto FROM covered").fetchone()
+        upto = min(upto, int(covered))
+        ids = [r[0] for r in side.execute(_IDS, (user, upto) * len(LEVELS))] if upto else []
+        return upto, ids
+    except sqlite3.OperationalError as exc:  # created but not built yet
+        if "no such table" not in str(exc):
+            raise
+        return 0, []
     finally:
         side.close()
 
@@ -115,9 +115,8 @@ def user_filter(
     """A ``WHERE`` clause selecting surrogate ``user``'s rows of ``interactions`` on SQLite:
     the side file's ids up to the mark, and the tail. Read the mark inside ``conn``'s
     transaction, so the tail it names is the one that transaction sees."""
-    path = engine_side_path(engine)
-    upto = min(mark(conn), _covered(path))
-    ids = orjson.dumps(user_ids(path, user, upto)).decode()
+    upto, found = user_ids(engine_side_path(engine), user, mark(conn))
+    ids = orjson.dumps(found).decode()
     listed = sa.select(sa.column("value")).select_from(sa.func.json_each(ids))
     return sa.and_(
         interactions.c.user_id == user,
