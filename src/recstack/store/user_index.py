@@ -221,18 +221,20 @@ def _settle(side: sqlite3.Connection) -> None:
 
 
 def forget_user(database: str | None, user: int) -> None:
-    """Erase a deleted user's entries from the side file (their events are gone already)."""
+    """Erase a deleted user's entries from the side file (their events are gone already),
+    after any running merge: it holds the side file's write lock for as long as it runs."""
     path = side_path(database)
     if path is None or not path.exists():
         return
-    side = _connect(path)
-    try:
-        side.execute("BEGIN")
-        for level in LEVELS:
-            side.execute(f"DELETE FROM {level} WHERE user_id = ?", (user,))
-        side.execute("COMMIT")
-    finally:
-        side.close()
+    with _merge_lock(path, wait=True):
+        side = _connect(path)
+        try:
+            side.execute("BEGIN")
+            for level in LEVELS:
+                side.execute(f"DELETE FROM {level} WHERE user_id = ?", (user,))
+            side.execute("COMMIT")
+        finally:
+            side.close()
 
 
 def _raise_mark(database: str, seen: int, top: int) -> None:
