@@ -250,16 +250,17 @@ def _raise_mark(database: str, seen: int, top: int) -> None:
 
 
 class BackgroundMerger:
-    """Starts one merge thread at a time for a database once its tail reaches ``MERGE_ROWS``."""
+    """Starts one merge thread at a time for a database once its tail reaches ``MERGE_ROWS``
+    (made only for databases with a side file: ``side_path`` is not None)."""
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, database: str) -> None:
         self.database = database
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def after_commit(self, raw: sqlite3.Connection) -> None:
         """Called by a writer after its commit, outside any transaction."""
-        if side_path(self.database) is None or tail(raw) < MERGE_ROWS:
+        if tail(raw) < MERGE_ROWS:
             return
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
@@ -272,8 +273,3 @@ class BackgroundMerger:
                 daemon=True,
             )
             self._thread.start()
-
-    def join(self) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join()
