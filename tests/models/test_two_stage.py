@@ -140,7 +140,7 @@ def test_early_stopping_picks_fewer_rounds_on_validation_users(data):
     model = TwoStageRecommender(
         retrievers="ease,itemknn", candidates=20, rounds=400, folds=2, early_stopping=5
     ).fit(train)
-    assert 1 <= model.booster.num_trees() < 400
+    assert all(1 <= trees < 400 for trees in model.report["rounds"])
     assert model.report["training_lists"] > 0
 
 
@@ -201,4 +201,21 @@ def test_max_users_bounds_the_training_lists_of_each_fold(data):
     assert (
         capped.report["candidate_recall"]["positives"]
         < full.report["candidate_recall"]["positives"]
+    )
+
+
+def test_bags_average_boosters_trained_on_lists_of_their_own_seeds(data):
+    """Bag b learns from fold seeds after the previous bags' (with one fold: seed + b), so a
+    bag of two equals the mean of the single-booster models of seeds 0 and 1."""
+    train, _ = data
+    base = dict(retrievers="ease,itemknn", candidates=20, rounds=20, folds=1)
+    bagged = TwoStageRecommender(bags=2, **base).fit(train)
+    singles = [TwoStageRecommender(bags=1, seed=s, **base).fit(train) for s in (0, 1)]
+    assert bagged.report["bags"] == 2 and bagged.report["rounds"] == [20, 20]
+    assert bagged.booster.num_trees() == 40
+    _, features = bagged.rank_features(train.matrix[[3]], np.array([3]), np.arange(40))
+    raw = [m.booster.predict(features, raw_score=True) for m in singles]
+    assert not np.allclose(raw[0], raw[1])  # the two bags learnt different boosters
+    np.testing.assert_allclose(
+        bagged.booster.predict(features, raw_score=True), np.mean(raw, axis=0), atol=1e-9
     )

@@ -31,6 +31,13 @@ class TwoStageConfig(ModelConfig):
         "or 'global' (everything after one time cut).",
     )
     folds: int = Field(2, ge=1, le=10, description="Out-of-fold rounds (random split seeds).")
+    bags: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Boosters, each trained on its own out-of-fold lists (other fold seeds), "
+        "averaged into one model: averaging steadies a reranker learnt from few lists.",
+    )
     max_users: int = Field(
         50_000,
         ge=0,

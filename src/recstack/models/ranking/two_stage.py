@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -94,64 +94,85 @@ class TwoStageRecommender(Recommender):
         cfg = self.config
         lgbm.lightgbm()  # fail before any retriever is fitted when the extra is missing
         folds = cfg.folds if cfg.split == "random" else 1
-        with ProgressTask("two_stage: training", total=folds + 2, enabled=progress) as bar:
-            lists = fold_lists(
-                dataset,
-                self._new_retrievers,
-                self.retriever_names,
-                depth=cfg.candidates,
-                share=cfg.holdout,
-                folds=folds,
-                split=cfg.split,
-                seed=cfg.seed,
-                half_life_days=cfg.half_life_days,
-                context_features=cfg.context_features,
-                n_context=len(self.context_keys),
-                standardised=cfg.standardised_scores,
-                max_users=cfg.max_users,
-                advance=bar.advance,
-            )
+        total = cfg.bags * (folds + 1) + 1
+        with ProgressTask("two_stage: training", total=total, enabled=progress) as bar:
             self.space = ItemSpace.fit(dataset, cfg.half_life_days)
-            features, labels, groups = lists.stacked()
-            if len(groups) == 0:
-                raise ConfigError("two_stage: no user has held-out events to learn ranking from")
-            names = self.feature_names
+            self._compiled = None
+            models, summaries = [], []
+            for bag in range(cfg.bags):
+                booster, summary = self._fit_booster(dataset, folds, bag, bar.advance)
+                models.append(booster.model_to_string())
+                summaries.append(summary)
+                bar.advance()
+            if len(models) > 1:
+                booster = lgbm.booster_from_text(lgbm.average_models(models))
+            self.booster = booster
+            self.retrievers = [model.fit(dataset) for model in self._new_retrievers()]
+            bar.advance()
+        rounds = [summary.pop("trees") for summary in summaries]
+        # the first booster's lists: each booster of the bag learnt from lists of its own
+        self.report = {**summaries[0], "bags": cfg.bags, "rounds": rounds}
+
+    def _fit_booster(
+        self, dataset: Dataset, folds: int, bag: int, advance: Callable[[], object]
+    ) -> tuple[Any, dict[str, Any]]:
+        """One booster of the bag, on out-of-fold lists of its own fold seeds (the first
+        bag's lists choose the anchor every booster starts from)."""
+        cfg = self.config
+        lists = fold_lists(
+            dataset,
+            self._new_retrievers,
+            self.retriever_names,
+            depth=cfg.candidates,
+            share=cfg.holdout,
+            folds=folds,
+            split=cfg.split,
+            seed=cfg.seed + bag * folds,
+            half_life_days=cfg.half_life_days,
+            context_features=cfg.context_features,
+            n_context=len(self.context_keys),
+            standardised=cfg.standardised_scores,
+            max_users=cfg.max_users,
+            advance=advance,
+        )
+        features, labels, groups = lists.stacked()
+        if len(groups) == 0:
+            raise ConfigError("two_stage: no user has held-out events to learn ranking from")
+        names = self.feature_names
+        quality: dict[str, float] = {}
+        if bag == 0:
             rows = np.repeat(np.arange(len(groups)), groups)
             column, kind, quality = choose_anchor(
                 features, rows, labels, names, self.retriever_names
             )
             self.anchor_spec = {"column": column, "kind": kind} if cfg.anchor else {}
-            init = anchor_scores(features, column, kind) if cfg.anchor else None
-            monotone = monotone_constraints(names, self.retriever_names) if cfg.monotone else None
-            self._compiled = None
-            self.booster = lgbm.train_booster(
-                features,
-                labels,
-                groups,
-                self.feature_names,
-                rounds=cfg.rounds,
-                learning_rate=cfg.learning_rate,
-                num_leaves=cfg.num_leaves,
-                min_data_in_leaf=cfg.min_data_in_leaf,
-                seed=cfg.seed,
-                init_score=init,
-                monotone=monotone,
-                objective=cfg.objective,
-                early_stopping=cfg.early_stopping,
-                validation=cfg.validation,
-                group_keys=lists.group_users(),
-            )
-            bar.advance()
-            self.retrievers = [model.fit(dataset) for model in self._new_retrievers()]
-            bar.advance()
-        self.report = {
+        spec = self.anchor_spec
+        booster = lgbm.train_booster(
+            features,
+            labels,
+            groups,
+            names,
+            rounds=cfg.rounds,
+            learning_rate=cfg.learning_rate,
+            num_leaves=cfg.num_leaves,
+            min_data_in_leaf=cfg.min_data_in_leaf,
+            seed=cfg.seed + bag,
+            init_score=anchor_scores(features, spec["column"], spec["kind"]) if spec else None,
+            monotone=monotone_constraints(names, self.retriever_names) if cfg.monotone else None,
+            objective=cfg.objective,
+            early_stopping=cfg.early_stopping,
+            validation=cfg.validation,
+            group_keys=lists.group_users(),
+        )
+        summary = {
             "candidate_recall": lists.summary(self.retriever_names),
             "training_lists": int(len(groups)),
             "training_rows": int(len(labels)),
-            "rounds": int(self.booster.num_trees()),
-            "anchor": self.anchor_spec,
+            "anchor": spec,
             "training_list_ndcg": quality,
+            "trees": int(booster.num_trees()),
         }
+        return booster, summary
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _features(
