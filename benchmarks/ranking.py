@@ -130,7 +130,7 @@ def recommend_latency(
     return timed([partial(model.recommend, train.matrix[u], k, users=np.array([u])) for u in users])
 
 
-def served_latency(home: Path) -> dict[str, Any]:
+def served_latency(home: Path, first_trees: int = 0) -> dict[str, Any]:
     """Time the ``two_stage`` champion a recstack home serves, on the users of its store: with
     its trees compiled, as a server scores them, and before that with LightGBM's predict."""
     from recstack.registry import ModelRegistry
@@ -170,7 +170,28 @@ def served_latency(home: Path) -> dict[str, Any]:
         "rerank_200": rerank_latency(model, data),
         "recommend_10": recommend_latency(model, data),
         "booster_interpreted": booster,
+        **({"first_trees": first_trees_latency(model, data, first_trees)} if first_trees else {}),
     }
+
+
+def first_trees_latency(model: TwoStageRecommender, data: Dataset, trees: int) -> dict[str, Any]:
+    """Reranking with all the booster's trees against only its first ``trees`` (e.g. one
+    booster of a bag), both compiled, in alternating blocks: what the other trees cost."""
+    from recstack.models.ranking import lgbm
+
+    full = (model.booster, model._compiled)
+    with tempfile.TemporaryDirectory() as cache:
+        model.booster = lgbm.booster_from_text(full[0].model_to_string(num_iteration=trees))
+        model._compiled = None
+        model.compile_scoring(Path(cache))
+        first = (model.booster, model._compiled)
+        blocks: dict[str, list[dict[str, float]]] = {"all": [], f"first_{trees}": []}
+        for _ in range(2):
+            for name, (booster, compiled) in zip(blocks, (full, first), strict=True):
+                model.booster, model._compiled = booster, compiled
+                blocks[name].append(rerank_latency(model, data))
+    model.booster, model._compiled = full
+    return blocks
 
 
 def latency_only(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -288,9 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         help="time the two_stage champion this recstack home serves, on its stored users "
         "(e.g. one built by serving_load.py --model two_stage), instead of fitting one",
     )
+    parser.add_argument(
+        "--first-trees",
+        type=int,
+        default=0,
+        help="with --home: also time reranking with only the booster's first N trees "
+        "(one booster of a bag of three: a third of them)",
+    )
     args = parser.parse_args(argv)
     if args.home is not None:
-        print(json.dumps(served_latency(args.home)), flush=True)
+        print(json.dumps(served_latency(args.home, args.first_trees)), flush=True)
         return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         out = latency_only(args, seed) if args.latency_only else run(args, seed)
