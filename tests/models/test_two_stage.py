@@ -219,3 +219,12 @@ def test_bags_average_boosters_trained_on_lists_of_their_own_seeds(data):
     np.testing.assert_allclose(
         bagged.booster.predict(features, raw_score=True), np.mean(raw, axis=0), atol=1e-9
     )
+
+
+def test_unset_bags_follow_the_training_lists(fitted):
+    """A few hundred users give a noisy booster: three are averaged when ``bags`` is unset."""
+    from recstack.models.ranking.two_stage import auto_bags
+
+    assert fitted.config.bags is None
+    assert fitted.report["bags"] == auto_bags(fitted.report["training_lists"]) == 3
+    assert len(fitted.report["rounds"]) == 3 and fitted.booster.num_trees() == 90

@@ -31,12 +31,14 @@ class TwoStageConfig(ModelConfig):
         "or 'global' (everything after one time cut).",
     )
     folds: int = Field(2, ge=1, le=10, description="Out-of-fold rounds (random split seeds).")
-    bags: int = Field(
-        3,
+    bags: int | None = Field(
+        None,
         ge=1,
         le=20,
         description="Boosters, each trained on its own out-of-fold lists (other fold seeds), "
-        "averaged into one model: averaging steadies a reranker learnt from few lists.",
+        "averaged into one model: averaging steadies a reranker learnt from few lists. None: "
+        "auto_bags, 3 below 10,000 training lists per booster, else 1 (bags multiply training "
+        "time and the trees each request walks).",
     )
     max_users: int = Field(
         50_000,
