@@ -1,11 +1,15 @@
-"""The pair features' co-occurrence overlap: one row (a served request) and many agree."""
+"""The pair features: co-occurrence overlap (one row, a served request, and many agree) and
+attribute keys as codes and history shares."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from recstack.models.ranking.features import neighbour_overlap
+from recstack.data.dataset import Dataset
+from recstack.models.ranking.attributes import MAX_KEYS, attribute_codes
+from recstack.models.ranking.features import neighbour_overlap, value_shares
+from recstack.testing.data import planted_frame
 
 
 def test_one_row_and_a_batch_give_the_same_overlap():
@@ -28,3 +32,50 @@ def test_one_row_and_a_batch_give_the_same_overlap():
     want = dense[np.ix_(items, history)]
     np.testing.assert_allclose(one_sum, want.sum(axis=1), rtol=1e-5)
     np.testing.assert_allclose(one_max, want.max(axis=1), rtol=1e-5)
+
+
+def _with_attributes(attributes_of) -> Dataset:
+    inter, items = planted_frame(n_users=30, n_items=12, per_user=5)
+    items["attributes"] = [attributes_of(i) for i in range(len(items))]
+    return Dataset.from_frame(inter, items=items)
+
+
+def test_attribute_codes_keep_repeated_single_valued_string_keys():
+    dataset = _with_attributes(
+        lambda i: {
+            "topic": f"t{i % 3}",
+            "level": "hi" if i % 2 else "lo",
+            "slug": f"s{i}",  # a value per item: says nothing
+            "mixed": "a" if i % 2 else 3,  # not always a string
+            "one": "x",  # one value for every item
+            "genres": [f"g{i % 4}"],  # lists are tokens, not codes
+            "difficulty": i % 3,
+        }
+    )
+    codes, keys = attribute_codes(dataset)
+    assert keys == ["level", "topic"]
+    assert codes.shape == (12, 2)
+    topic = [a["topic"] for a in dataset.item_meta["attributes"]]
+    for i in range(12):
+        for j in range(12):
+            assert (codes[i, 1] == codes[j, 1]) == (topic[i] == topic[j])
+
+
+def test_attribute_codes_mark_missing_values_and_cap_the_keys():
+    dataset = _with_attributes(lambda i: {k: f"{k}{i % 2}" for k in "abcde"} if i else {"a": "a0"})
+    codes, keys = attribute_codes(dataset)
+    assert keys == ["a", "b", "c", "d"]  # "a" is present on most items; then by name
+    assert len(keys) == MAX_KEYS
+    first = dataset.items.index("i0")
+    assert codes[first, 0] >= 0 and (codes[first, 1:] == -1).all()
+
+
+def test_history_shares_count_the_candidates_value_in_each_row():
+    codes = np.array([[0, 0], [0, 1], [1, 1], [1, -1]])
+    # row 0 holds items 0, 1, 2; row 1 holds item 3
+    hist, row_of = np.array([0, 1, 2, 3]), np.array([0, 0, 0, 1])
+    rows, items = np.array([0, 0, 1]), np.array([3, 2, 0])
+    shares = value_shares(codes, hist, row_of, np.array([3.0, 1.0]), rows, items)
+    np.testing.assert_allclose(shares[0], [1 / 3, np.nan])  # item 3: key 1 absent
+    np.testing.assert_allclose(shares[1], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(shares[2], [0.0, 0.0])  # row 1 has key 0 = 1 only

@@ -228,3 +228,58 @@ def test_unset_bags_follow_the_training_lists(fitted):
     assert fitted.config.bags is None
     assert fitted.report["bags"] == auto_bags(fitted.report["training_lists"]) == 3
     assert len(fitted.report["rounds"]) == 3 and fitted.booster.num_trees() == 90
+
+
+def test_topic_keys_become_history_and_item_shares_that_follow_the_history():
+    from recstack.data.dataset import Dataset
+    from recstack.testing.data import planted_frame
+
+    inter, items = planted_frame()
+    items["attributes"] = [{"topic": f"t{i % 4}", "level": f"l{i % 3}"} for i in range(len(items))]
+    train, _ = holdout_split(Dataset.from_frame(inter, items=items))
+    model = TwoStageRecommender(retrievers="itemknn", candidates=20, rounds=10, folds=1).fit(train)
+    names = model.feature_names
+    assert names == feature_names(["itemknn"], 0, [], standardised=True, n_keys=2)
+    topic = np.asarray(model.space.key_codes)[:, 1]  # keys by name: level, then topic
+    item_share = np.asarray(model.space.key_popularity)[:, 1]
+    for value in np.unique(topic):  # an item's share of its topic's events: each topic sums to 1
+        assert item_share[topic == value].sum() == pytest.approx(1.0, rel=1e-5)
+    h = train.matrix[:1]
+    seen = set(h.indices.tolist())
+    pick = next(i for i in range(train.n_items) if i not in seen)
+    same = [
+        i for i in range(train.n_items) if topic[i] == topic[pick] and i != pick and i not in seen
+    ]
+    other = [i for i in range(train.n_items) if topic[i] != topic[pick] and i not in seen]
+    cands = np.array(same[:3] + other[:3])
+    col = names.index("key1_history_share")
+    idx, before = model.rank_features(h, np.array([0]), cands)
+    assert idx.tolist() == sorted(cands.tolist())  # rows follow the item index
+    is_same = np.isin(idx, same[:3])
+    longer = h.copy().tolil()
+    longer[0, pick] = 1.0
+    _, after = model.rank_features(sp.csr_matrix(longer), np.array([0]), cands)
+    n = h.nnz
+    grown, shrunk = after[is_same, col], after[~is_same, col]
+    np.testing.assert_allclose(grown, (before[is_same, col] * n + 1) / (n + 1), rtol=1e-5)
+    np.testing.assert_allclose(shrunk, before[~is_same, col] * n / (n + 1), rtol=1e-5)
+
+
+def test_artifact_saved_before_attribute_keys_still_loads_and_scores(fitted, data, tmp_path):
+    import json
+
+    from recstack.models.base import Recommender
+
+    train, _ = data
+    fitted.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "model.json").read_text())
+    manifest["arrays"] = [a for a in manifest["arrays"] if "key_" not in a]  # as written before
+    (tmp_path / "m" / "model.json").write_text(json.dumps(manifest))
+    loaded = Recommender.load(tmp_path / "m")
+    assert np.asarray(loaded.space.key_codes).shape == (train.n_items, 0)
+    users = np.arange(5)
+    np.testing.assert_allclose(
+        loaded.score(train.matrix[users], users),
+        fitted.score(train.matrix[users], users),
+        rtol=1e-5,
+    )

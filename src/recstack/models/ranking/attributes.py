@@ -5,6 +5,12 @@ Any attribute works without configuration: ``genres: [..]`` and ``topic: "python
 L2-normalised so a user-item dot product is a cosine), and numbers (``difficulty``,
 ``duration``, ``year``) numeric columns (the ``MAX_NUMERIC`` most often present; NaN where an
 item lacks one).
+
+Single-valued string attributes (``topic``, ``subtopic``, ``level``) are also kept whole as
+per-item codes (``MAX_KEYS`` keys, each with at most half as many values as items): the
+reranker reads the share of a user's history with the candidate's value, which the capped,
+pooled token cosine blurs when a key has more values than ``MAX_TOKENS`` or several keys
+mix.
 """
 
 from __future__ import annotations
@@ -16,17 +22,54 @@ from recstack.data.dataset import Dataset
 
 MAX_TOKENS = 64  # attribute tokens kept (most frequent)
 MAX_NUMERIC = 6  # numeric attributes kept
+MAX_KEYS = 4  # single-valued string attributes kept as codes
+
+
+def _attributes(dataset: Dataset) -> list[dict]:
+    """Each item's attribute dict (empty when the item has none)."""
+    n = dataset.n_items
+    attrs = list(dataset.item_meta["attributes"]) if dataset.item_meta is not None else [{}] * n
+    return [a if isinstance(a, dict) else {} for a in attrs]
+
+
+def attribute_codes(dataset: Dataset) -> tuple[np.ndarray, list[str]]:
+    """``(n_items, n_keys)`` int32 codes of the single-valued string attributes (-1 where an
+    item lacks the key) and the keys, most often present first.
+
+    A key qualifies when every value it takes is a string, it takes at least two values, and
+    at most half as many as there are items (so values repeat: an id-like key says nothing).
+    """
+    n = dataset.n_items
+    values: dict[str, dict[int, str]] = {}
+    mixed: set[str] = set()
+    for row, a in enumerate(_attributes(dataset)):
+        for key, value in a.items():
+            if isinstance(value, str):
+                values.setdefault(key, {})[row] = value
+            else:
+                mixed.add(key)
+    kept = []
+    for key, by_row in values.items():
+        distinct = len(set(by_row.values()))
+        if key not in mixed and 2 <= distinct <= n // 2:
+            kept.append(key)
+    kept = sorted(kept, key=lambda k: (-len(values[k]), k))[:MAX_KEYS]
+    codes = np.full((n, len(kept)), -1, dtype=np.int32)
+    for j, key in enumerate(kept):
+        rows = np.fromiter(values[key].keys(), dtype=np.int64, count=len(values[key]))
+        labels = np.asarray(list(values[key].values()), dtype=object).astype(str)
+        codes[rows, j] = np.unique(labels, return_inverse=True)[1]
+    return codes, kept
 
 
 def attribute_columns(dataset: Dataset) -> tuple[sp.csr_matrix, list[str], np.ndarray, list[str]]:
     """Token one-hot (L2-normalised rows) and numeric attribute matrix of the items."""
     n = dataset.n_items
-    attrs = list(dataset.item_meta["attributes"]) if dataset.item_meta is not None else [{}] * n
     numeric: dict[str, np.ndarray] = {}
     token_rows: list[int] = []
     token_names: list[str] = []
-    for row, a in enumerate(attrs):
-        for key, value in (a or {}).items() if isinstance(a, dict) else ():
+    for row, a in enumerate(_attributes(dataset)):
+        for key, value in a.items():
             if isinstance(value, bool):
                 value = str(value)
             if isinstance(value, int | float):

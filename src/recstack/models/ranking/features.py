@@ -4,13 +4,14 @@
 percentile, so it means the same on 80% and on 100% of the data), time-decayed recent
 popularity, mean weight (the rating under rating weighting) and count, age, attribute tokens
 (genres, topic, level: every string or list attribute as ``key=value`` tokens) and numeric
-attributes (difficulty, duration, year), item-item co-occurrence neighbours, and per training
-user their recency and last items.
+attributes (difficulty, duration, year), each single-valued string attribute as a code with the
+item's share of its value's events, item-item co-occurrence neighbours, and per training user
+their recency and last items.
 
 ``pair_features`` then builds one row per candidate from the *history passed in* — the live
 row in serving — so an event posted a moment ago changes activity, rating mean and spread,
-taste (token profile, numeric level), co-occurrence with the history and mainstreamness on the
-next request. Nothing loops over candidates in Python: per-pair values are gathered from
+taste (token profile, numeric level, share of the history per topic or level), co-occurrence
+with the history and mainstreamness on the next request. Nothing loops over candidates in Python: per-pair values are gathered from
 sparse products restricted to the candidate pairs.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recstack.data.dataset import Dataset
-from recstack.models.ranking.attributes import attribute_columns
+from recstack.models.ranking.attributes import attribute_codes, attribute_columns
 from recstack.models.ranking.candidates import Candidates
 from recstack.models.similarity import cosine_topk
 
@@ -81,6 +82,8 @@ class ItemSpace:
     user_recency: np.ndarray  # (n_users,) days from the user's last event to the data's end
     user_last: np.ndarray  # (n_users, LAST_ITEMS) last items by time, -1 padded
     activity_median: np.ndarray  # (1,) median training-history length
+    key_codes: np.ndarray  # (n_items, n_keys) single-valued string attributes as codes, -1 absent
+    key_popularity: np.ndarray  # (n_items, n_keys) the item's share of its value's events
 
     @classmethod
     def fit(cls, dataset: Dataset, half_life_days: float = 30.0) -> ItemSpace:
@@ -99,6 +102,7 @@ class ItemSpace:
             [percentile_rank(pop), percentile_rank(recent), np.log1p(count), mean_w, age]
         ).astype(np.float32)
         tokens, _, numeric, _ = attribute_columns(dataset)
+        codes, _ = attribute_codes(dataset)
         last_ts = np.full(dataset.n_users, -np.inf)
         np.maximum.at(last_ts, dataset.user_idx, dataset.timestamp.astype(np.float64))
         last_ts = np.where(np.isfinite(last_ts), last_ts, end)
@@ -122,6 +126,8 @@ class ItemSpace:
                 [max(float(np.median(activity[activity > 0])) if activity.any() else 1.0, 1.0)],
                 dtype=np.float32,
             ),
+            key_codes=codes,
+            key_popularity=value_popularity(codes, count),
         )
 
     def state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
@@ -138,7 +144,12 @@ class ItemSpace:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ItemSpace:
         fields = cls.__dataclass_fields__
-        return cls(**{k: state[f"space_{k}"] for k in fields})
+        given = {k: state[f"space_{k}"] for k in fields if f"space_{k}" in state}
+        n_items = np.asarray(state["space_item_dense"]).shape[0]
+        # saved before attribute keys were features: a booster that reads none
+        given.setdefault("key_codes", np.zeros((n_items, 0), dtype=np.int32))
+        given.setdefault("key_popularity", np.zeros((n_items, 0), dtype=np.float32))
+        return cls(**given)
 
 
 def feature_names(
@@ -146,6 +157,7 @@ def feature_names(
     n_numeric: int,
     context_keys: Sequence[str],
     standardised: bool = False,
+    n_keys: int = 0,
 ) -> list[str]:
     """Column names of ``pair_features`` in order (``{r}_z`` when the candidates carry
     standardised scores)."""
@@ -162,6 +174,8 @@ def feature_names(
     names += [f"user_attr{j}" for j in range(n_numeric)]
     names += ["affinity", "cooc_sum", "cooc_max", "last_item_sim"]
     names += [f"attr{j}_gap" for j in range(n_numeric)]
+    names += [f"key{j}_history_share" for j in range(n_keys)]
+    names += [f"key{j}_item_share" for j in range(n_keys)]
     names += ["hour", "weekday"] + [f"ctx_{k}" for k in context_keys]
     return names
 
@@ -254,6 +268,58 @@ def _sum_and_peak(owners: np.ndarray, values: np.ndarray, m: int) -> tuple[np.nd
     return sums, peaks
 
 
+def value_shares(
+    codes: np.ndarray,
+    hist: np.ndarray,
+    row_of: np.ndarray,
+    activity: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+) -> np.ndarray:
+    """Per candidate and attribute key: the share of its row's history whose value of the key
+    is the candidate's (NaN when the candidate has no value, 0 for an empty history).
+
+    >>> codes = np.array([[0], [1], [0], [-1]])  # items 0 and 2 share a value, 3 has none
+    >>> shares = value_shares(codes, np.array([0, 1, 0]), np.array([0, 0, 1]),
+    ...                       np.array([2.0, 1.0]), np.array([0, 0, 1, 1]), np.array([2, 3, 2, 1]))
+    >>> shares[:, 0].round(2).tolist()
+    [0.5, nan, 1.0, 0.0]
+    """
+    out = np.zeros((len(items), codes.shape[1]), dtype=np.float32)
+    denom = np.maximum(activity, 1.0)[rows]
+    for j in range(codes.shape[1]):
+        col = codes[:, j]
+        width = int(col.max(initial=-1)) + 1
+        held = col[hist]
+        ok = held >= 0
+        keys, counts = np.unique(row_of[ok].astype(np.int64) * width + held[ok], return_counts=True)
+        mine = col[items]
+        wanted = rows.astype(np.int64) * width + mine
+        if len(keys):
+            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            same = np.where(keys[at] == wanted, counts[at], 0)
+        else:
+            same = np.zeros(len(items))
+        out[:, j] = np.where(mine >= 0, same / denom, np.nan)
+    return out
+
+
+def value_popularity(codes: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per item and attribute key: the item's share of the events of every item with its value
+    (how popular it is within its topic or level; NaN when it has no value).
+
+    >>> value_popularity(np.array([[0], [0], [1], [-1]]), np.array([3.0, 1.0, 2.0, 5.0]))[:, 0]
+    array([0.75, 0.25, 1.  ,  nan], dtype=float32)
+    """
+    out = np.full(codes.shape, np.nan, dtype=np.float32)
+    for j in range(codes.shape[1]):
+        col = codes[:, j]
+        ok = col >= 0
+        totals = np.bincount(col[ok], weights=count[ok])
+        out[ok, j] = count[ok] / np.maximum(totals[col[ok]], 1.0)
+    return out
+
+
 def pair_features(
     space: ItemSpace,
     cands: Candidates,
@@ -336,6 +402,8 @@ def pair_features(
             cooc_max,
             last_sim,
             item_num - user_num[rows],
+            value_shares(np.asarray(space.key_codes), hist, row_of, activity, rows, items),
+            np.asarray(space.key_popularity)[items],
             ctx,
         ]
     ).astype(np.float32)

@@ -87,9 +87,12 @@ class TwoStageRecommender(Recommender):
     @property
     def feature_names(self) -> list[str]:
         assert self.space is not None
-        n_numeric = np.asarray(self.space.numeric).shape[1]
         return feature_names(
-            self.retriever_names, n_numeric, self.context_keys, self.config.standardised_scores
+            self.retriever_names,
+            np.asarray(self.space.numeric).shape[1],
+            self.context_keys,
+            self.config.standardised_scores,
+            np.asarray(self.space.key_codes).shape[1],
         )
 
     def _new_retrievers(self) -> list[Recommender]:
