@@ -10,13 +10,13 @@ from recstack.models.catalog import create_model
 from recstack.registry import ModelRegistry
 from recstack.settings import Settings
 from recstack.testing.data import planted_dataset
-from recstack.workflows.auto import FAMILIES, auto_select, candidate_families
+from recstack.workflows.auto import FAMILIES, STACKED, auto_select, candidate_families
 from recstack.workflows.train import train_and_register
 
 
 def test_auto_select_scores_defaults_and_keeps_the_best() -> None:
     data = planted_dataset(n_users=150, n_items=60, per_user=12, seed=4)
-    choice = auto_select(data, budget_seconds=4.0, seed=1)
+    choice = auto_select(data, budget_seconds=4.0, seed=1, stack=False)
     defaults = [c for c in choice.candidates if not c.tuned]
     assert sorted(c.model for c in defaults) == sorted(FAMILIES)
     assert choice.score == max(c.score for c in choice.candidates)
@@ -40,6 +40,28 @@ def test_auto_keeps_the_defaults_when_two_trials_do_not_fit_the_budget() -> None
     choice = auto_select(data, budget_seconds=1e-3, seed=1)  # spent on scoring the defaults
     assert sorted(c.model for c in choice.candidates) == sorted(FAMILIES)
     assert not any(c.tuned for c in choice.candidates)
+    assert choice.score == max(c.score for c in choice.candidates)
+
+
+def test_auto_stacks_two_stage_over_the_best_configuration_of_each_family() -> None:
+    import json
+
+    pytest.importorskip("lightgbm")
+    from recstack.data.splits import stratified_split
+
+    data = planted_dataset(n_users=150, n_items=60, per_user=12, seed=4)
+    choice = auto_select(data, budget_seconds=5.0, seed=1)
+    [stacked] = [c for c in choice.candidates if c.model == STACKED]
+    best = {}
+    for c in choice.candidates:
+        if c.model != STACKED and (c.model not in best or c.score > best[c.model].score):
+            best[c.model] = c
+    order = sorted(best, key=lambda m: -best[m].score)
+    assert stacked.params["retrievers"] == ",".join(order)
+    assert json.loads(stacked.params["retriever_params"]) == {m: best[m].params for m in order}
+    train, valid = stratified_split(data, ratio=0.8, seed=1)
+    again = holdout_metrics(create_model(STACKED, **stacked.params).fit(train), train, valid)
+    assert again["ndcg"] == pytest.approx(stacked.score, rel=1e-6)
     assert choice.score == max(c.score for c in choice.candidates)
 
 
@@ -67,7 +89,7 @@ def test_candidate_families_keep_what_fits_and_refuse_none() -> None:
 
 def test_train_auto_registers_the_chosen_family(settings: Settings) -> None:
     version = train_and_register(settings, "auto", auto_budget=3.0, promote="champion")
-    assert version.model in FAMILIES
+    assert version.model in (*FAMILIES, STACKED)
     assert version.aliases == ["champion"]
     run = ModelRegistry(settings).client.get_run(version.run_id)
     assert run.data.tags["recstack.auto.choice"] == version.model

@@ -238,7 +238,7 @@ def test_an_auto_challenger_may_change_family(home) -> None:
     add_drifted(store)
     config = {**GATE, "challenger": "auto", "auto_budget_seconds": 2.0}
     decision = run_retrain(settings, store=store, config=config)
-    assert decision.challenger["model"] in {"ease", "als", "itemknn"}
+    assert decision.challenger["model"] in {"ease", "als", "itemknn", "two_stage"}
     assert decision.challenger["version"] == 2
 
 

@@ -2,13 +2,17 @@
 
 A new user should not need a tuning guide. ``auto_select`` scores every candidate family with
 its data-scaled defaults, then spends what is left of the budget on Optuna trials per family
-(the defaults stay in the race), and returns the best by NDCG@10 on a validation split of the
-data it is given. ``train_and_register`` calls it on the *training part* of its evaluation
+(the defaults stay in the race). When the ``ranking`` extra is installed and the budget holds
+its expected time, it then scores ``two_stage`` over the best configuration of every family
+(a reranker beats its best retriever on MovieLens), and returns the best by NDCG@10 on a
+validation split of the data it is given. ``train_and_register`` calls it on the *training part* of its evaluation
 split, so the holdout metrics recorded with the chosen version were never seen while choosing.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +23,8 @@ from recstack.errors import ConfigError
 from recstack.evaluation.protocol import holdout_metrics
 from recstack.models.catalog import create_model
 from recstack.models.ease import EASEConfig
+from recstack.models.ranking.config import TwoStageConfig
+from recstack.models.ranking.two_stage import auto_bags
 from recstack.progress import ProgressTask
 from recstack.workflows.tune import tune
 
@@ -26,6 +32,8 @@ AUTO = "auto"
 FAMILIES: tuple[str, ...] = ("ease", "als", "itemknn")
 DEFAULT_BUDGET_SECONDS = 120.0
 VALIDATION_RATIO = 0.8  # the split tune() carves too, so defaults and trials share one judge
+STACKED = "two_stage"
+STACK_OVERHEAD = 1.5  # candidate lists, features and boosters, on top of the retriever fits
 
 
 @dataclass
@@ -73,11 +81,29 @@ def candidate_families(dataset: Dataset, families: tuple[str, ...] = FAMILIES) -
     return out
 
 
+def stack_seconds(cost: dict[str, float], users: int) -> float:
+    """Expected seconds to fit and score ``two_stage`` over retrievers whose one fit and
+    scoring took ``cost``: each is refit on every fold of every bag, and once on all the data.
+
+    >>> stack_seconds({"als": 2.0, "ease": 1.0}, users=900)  # 3 bags x 2 folds + 1 = 7 fits
+    31.5
+    """
+    folds = TwoStageConfig().folds
+    fits = auto_bags(users * folds) * folds + 1
+    return fits * sum(cost.values()) * STACK_OVERHEAD
+
+
+def ranking_installed() -> bool:
+    """Whether the ``ranking`` extra (LightGBM) is importable."""
+    return importlib.util.find_spec("lightgbm") is not None
+
+
 def auto_select(
     dataset: Dataset,
     *,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
     families: tuple[str, ...] = FAMILIES,
+    stack: bool = True,
     seed: int = 42,
     k: int = 10,
     metric: str = "ndcg",
@@ -92,6 +118,9 @@ def auto_select(
             no trial that would end past that share if it took as long as the longest one so
             far, and not at all when its share holds fewer than two default fits.
         families: model families to consider.
+        stack: also score ``two_stage`` over the best of every family (with the ``ranking``
+            extra, two families or more, and its expected time within the budget: that time is
+            held back from tuning).
     """
     if budget_seconds <= 0:
         raise ConfigError(f"budget_seconds must be positive, got {budget_seconds}")
@@ -108,15 +137,21 @@ def auto_select(
             cost[name] = time.perf_counter() - began
             candidates.append(Candidate(name, fitted.get_params(), score, tuned=False))
             bar.advance(1)
+    reserve = stack_seconds(cost, train.n_users)
+    stack = stack and len(names) > 1 and ranking_installed()
+    stack = stack and reserve <= budget_seconds - (time.perf_counter() - start)
+    reserve = reserve if stack else 0.0
     # cheapest first: what one family leaves of its share goes to the next ones
     for i, name in enumerate(sorted(names, key=cost.__getitem__)):
-        left = budget_seconds - (time.perf_counter() - start)
+        left = budget_seconds - reserve - (time.perf_counter() - start)
         share = left / (len(names) - i)
         if share < 2 * cost[name]:  # not even two trials fit: keep the default
             continue
         params, score = _tune_for(dataset, name, share, cost[name], seed, metric, k, progress)
         if params is not None:
             candidates.append(Candidate(name, params, score, tuned=True))
+    if stack:
+        candidates.append(_stacked(train, valid, names, candidates, k, metric, progress))
     candidates.sort(key=lambda c: c.score, reverse=True)
     best = candidates[0]
     return AutoChoice(
@@ -127,6 +162,33 @@ def auto_select(
         seconds=time.perf_counter() - start,
         candidates=candidates,
     )
+
+
+def _stacked(
+    train: Dataset,
+    valid: Dataset,
+    names: list[str],
+    candidates: list[Candidate],
+    k: int,
+    metric: str,
+    progress: bool,
+) -> Candidate:
+    """``two_stage`` with every family's best configuration so far as its retrievers, scored
+    on the same validation split as they were."""
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        if c.model not in best or c.score > best[c.model].score:
+            best[c.model] = c
+    order = sorted(names, key=lambda n: -best[n].score)  # the first explains "because you liked"
+    params = {
+        "retrievers": ",".join(order),
+        "retriever_params": json.dumps({n: best[n].params for n in order}, sort_keys=True),
+    }
+    with ProgressTask("auto: two_stage over the best retrievers", total=1, enabled=progress) as bar:
+        fitted = create_model(STACKED, **params).fit(train)
+        score = holdout_metrics(fitted, train, valid, k=k)[metric]
+        bar.advance(1)
+    return Candidate(STACKED, fitted.get_params(), score, tuned=False)
 
 
 def _tune_for(
