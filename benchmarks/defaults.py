@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             "params": version.params,
             "ndcg_at_10": round(version.metrics["ndcg_at_10"], 4),
             "seconds": round(time.perf_counter() - start, 1),
+            "validation": {  # each family's best NDCG@10 on the validation split auto carved
+                key.removeprefix("recstack.auto.").removesuffix("_ndcg"): float(value)
+                for key, value in tags.items()
+                if key.startswith("recstack.auto.") and key.endswith("_ndcg")
+            },
         }
     if args.json:
         sys.stdout.write(json.dumps(out) + "\n")
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = f"{auto['seconds']} s, choosing {auto['selection_seconds']:.1f} s"
     print(f"| auto -> {auto['model']} ({seconds}) | {auto['ndcg_at_10']:.4f} |")
     print(f"\nauto params: {auto['params']}")
+    print(f"auto validation NDCG@10 per family: {auto['validation']}")
     return 0
 
 
