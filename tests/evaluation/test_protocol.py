@@ -57,7 +57,7 @@ def test_personalised_models_beat_popularity_on_planted_clusters(result):
 
 def test_metrics_match_a_direct_recomputation(result, dataset):
     train, test = stratified_split(dataset, ratio=0.75, seed=42)
-    target = holdout_target(dataset, test)
+    target = holdout_target(train, test)
     model = create_model("itemknn").fit(train)
     recommended, _ = model.recommend(train.matrix[target.users], 10, users=target.users)
     relevant = [set(test.matrix[u].indices) for u in target.users]
@@ -74,7 +74,7 @@ def test_metrics_match_a_direct_recomputation(result, dataset):
 
 def test_training_items_are_never_recommended(result, dataset):
     train, test = stratified_split(dataset, ratio=0.75, seed=42)
-    users = holdout_target(dataset, test).users
+    users = holdout_target(train, test).users
     seen = train.matrix[users]
     for model in result.models:
         rec = model.recommended
@@ -153,3 +153,26 @@ def test_temporal_protocol_and_cooccurrence_diversity(dataset):
 def test_bad_requests_are_config_errors(dataset, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         evaluate_models(dataset, **kwargs)
+
+
+def test_test_events_on_items_seen_in_training_are_not_relevant():
+    # u0 viewed a and b; the split puts "complete a" and "view c" in test: only c can be ranked
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u0", "u0", "u0", "u0", "u1"],
+            "item_id": ["a", "b", "a", "c", "a"],
+            "event_type": ["view", "view", "complete", "view", "view"],
+            "timestamp": [1, 2, 3, 4, 5],
+        }
+    )
+    everything = Dataset.from_frame(frame)
+    train = everything.subset(np.array([True, True, False, False, True]))
+    test = everything.subset(np.array([False, False, True, True, False]))
+    target = holdout_target(train, test)
+    a, c = everything.items.index("a"), everything.items.index("c")
+    assert target.users.tolist() == [everything.users.index("u0")]
+    assert target.relevant.toarray()[0].nonzero()[0].tolist() == [c]
+    assert a not in target.relevant.indices
+    # with nothing in training every test event stays relevant
+    empty = everything.subset(np.zeros(5, dtype=bool))
+    assert holdout_target(empty, test).relevant.nnz == 2
