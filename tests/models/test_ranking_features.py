@@ -79,3 +79,25 @@ def test_history_shares_count_the_candidates_value_in_each_row():
     np.testing.assert_allclose(shares[0], [1 / 3, np.nan])  # item 3: key 1 absent
     np.testing.assert_allclose(shares[1], [1 / 3, 2 / 3])
     np.testing.assert_allclose(shares[2], [0.0, 0.0])  # row 1 has key 0 = 1 only
+
+
+def test_history_shares_of_one_row_equal_those_of_a_batch():
+    rng = np.random.default_rng(5)
+    codes = rng.integers(-1, 6, size=(40, 3))
+    history = np.sort(rng.choice(40, 12, replace=False))
+    items = rng.choice(40, 25, replace=False)
+    one = value_shares(
+        codes, history, np.zeros(12, np.int64), np.array([12.0]), np.zeros(25, np.int64), items
+    )
+    # the same row second in a batch of two: the sorted-keys path
+    batch = value_shares(
+        codes,
+        np.r_[history[:5], history],
+        np.r_[np.zeros(5, np.int64), np.ones(12, np.int64)],
+        np.array([5.0, 12.0]),
+        np.ones(25, np.int64),
+        items,
+    )
+    np.testing.assert_array_equal(one, batch)
+    want = (codes[history][None, :, :] == codes[items][:, None, :]).sum(axis=1) / 12
+    np.testing.assert_allclose(one, np.where(codes[items] >= 0, want, np.nan), rtol=1e-6)

@@ -287,19 +287,25 @@ def value_shares(
     """
     out = np.zeros((len(items), codes.shape[1]), dtype=np.float32)
     denom = np.maximum(activity, 1.0)[rows]
+    one_row = len(activity) == 1  # a served request: a count per value, no keys to sort
     for j in range(codes.shape[1]):
         col = codes[:, j]
-        width = int(col.max(initial=-1)) + 1
         held = col[hist]
-        ok = held >= 0
-        keys, counts = np.unique(row_of[ok].astype(np.int64) * width + held[ok], return_counts=True)
         mine = col[items]
-        wanted = rows.astype(np.int64) * width + mine
-        if len(keys):
-            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            same = np.where(keys[at] == wanted, counts[at], 0)
+        if one_row:
+            counts = np.bincount(held[held >= 0], minlength=int(col.max(initial=-1)) + 1)
+            same = counts[np.maximum(mine, 0)] if len(counts) else np.zeros(len(items))
         else:
+            width = int(col.max(initial=-1)) + 1
+            ok = held >= 0
+            keys, counts = np.unique(
+                row_of[ok].astype(np.int64) * width + held[ok], return_counts=True
+            )
+            wanted = rows.astype(np.int64) * width + mine
             same = np.zeros(len(items))
+            if len(keys):
+                at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+                same = np.where(keys[at] == wanted, counts[at], 0)
         out[:, j] = np.where(mine >= 0, same / denom, np.nan)
     return out
 
