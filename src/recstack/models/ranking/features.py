@@ -141,6 +141,14 @@ class ItemSpace:
             self.__dict__["_dense_tokens"] = dense
         return dense
 
+    def key_widths(self) -> np.ndarray:
+        """``code_widths`` of the attribute keys, kept (a served request would read every item)."""
+        widths = self.__dict__.get("_key_widths")
+        if widths is None:
+            widths = code_widths(np.asarray(self.key_codes))
+            self.__dict__["_key_widths"] = widths
+        return widths
+
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ItemSpace:
         fields = cls.__dataclass_fields__
@@ -268,6 +276,15 @@ def _sum_and_peak(owners: np.ndarray, values: np.ndarray, m: int) -> tuple[np.nd
     return sums, peaks
 
 
+def code_widths(codes: np.ndarray) -> np.ndarray:
+    """Each attribute key's number of codes (largest code + 1; 0 for a key no item has).
+
+    >>> code_widths(np.array([[0, -1], [2, -1]])).tolist()
+    [3, 0]
+    """
+    return (codes.max(axis=0, initial=-1) + 1).astype(np.int64)
+
+
 def value_shares(
     codes: np.ndarray,
     hist: np.ndarray,
@@ -275,6 +292,7 @@ def value_shares(
     activity: np.ndarray,
     rows: np.ndarray,
     items: np.ndarray,
+    widths: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per candidate and attribute key: the share of its row's history whose value of the key
     is the candidate's (NaN when the candidate has no value, 0 for an empty history).
@@ -284,7 +302,11 @@ def value_shares(
     ...                       np.array([2.0, 1.0]), np.array([0, 0, 1, 1]), np.array([2, 3, 2, 1]))
     >>> shares[:, 0].round(2).tolist()
     [0.5, nan, 1.0, 0.0]
+
+    ``widths`` (each key's largest code + 1) may be passed in: finding it reads every item.
     """
+    if widths is None:
+        widths = code_widths(codes)
     out = np.zeros((len(items), codes.shape[1]), dtype=np.float32)
     denom = np.maximum(activity, 1.0)[rows]
     one_row = len(activity) == 1  # a served request: a count per value, no keys to sort
@@ -292,11 +314,11 @@ def value_shares(
         col = codes[:, j]
         held = col[hist]
         mine = col[items]
+        width = int(widths[j])
         if one_row:
-            counts = np.bincount(held[held >= 0], minlength=int(col.max(initial=-1)) + 1)
+            counts = np.bincount(held[held >= 0], minlength=width)
             same = counts[np.maximum(mine, 0)] if len(counts) else np.zeros(len(items))
         else:
-            width = int(col.max(initial=-1)) + 1
             ok = held >= 0
             keys, counts = np.unique(
                 row_of[ok].astype(np.int64) * width + held[ok], return_counts=True
@@ -408,7 +430,9 @@ def pair_features(
             cooc_max,
             last_sim,
             item_num - user_num[rows],
-            value_shares(np.asarray(space.key_codes), hist, row_of, activity, rows, items),
+            value_shares(
+                np.asarray(space.key_codes), hist, row_of, activity, rows, items, space.key_widths()
+            ),
             np.asarray(space.key_popularity)[items],
             ctx,
         ]
