@@ -5,8 +5,9 @@ its data-scaled defaults, then spends what is left of the budget on Optuna trial
 (the defaults stay in the race). When the ``ranking`` extra is installed and the budget holds
 its expected time, it then scores ``two_stage`` over the best configuration of every family
 (a reranker beats its best retriever on MovieLens), and returns the best by NDCG@10 on a
-validation split of the data it is given. ``train_and_register`` calls it on the *training part* of its evaluation
-split, so the holdout metrics recorded with the chosen version were never seen while choosing.
+validation split of the data it is given. ``train_and_register`` calls it on the *training
+part* of its evaluation split, so the holdout metrics recorded with the chosen version were
+never seen while choosing.
 """
 
 from __future__ import annotations

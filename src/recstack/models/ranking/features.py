@@ -11,8 +11,8 @@ their recency and last items.
 ``pair_features`` then builds one row per candidate from the *history passed in* — the live
 row in serving — so an event posted a moment ago changes activity, rating mean and spread,
 taste (token profile, numeric level, share of the history per topic or level), co-occurrence
-with the history and mainstreamness on the next request. Nothing loops over candidates in Python: per-pair values are gathered from
-sparse products restricted to the candidate pairs.
+with the history and mainstreamness on the next request. Nothing loops over candidates in
+Python: per-pair values are gathered from sparse products restricted to the candidate pairs.
 """
 
 from __future__ import annotations
