@@ -46,9 +46,7 @@ class HoldoutTarget:
     skipped: int
 
 
-def holdout_target(
-    train: Dataset, test: Dataset, min_rating: float | None = None
-) -> HoldoutTarget:
+def holdout_target(train: Dataset, test: Dataset, min_rating: float | None = None) -> HoldoutTarget:
     """Pick the users to score on ``test`` and their relevant items.
 
     Every test interaction is relevant unless ``min_rating`` is given, in which case only those
