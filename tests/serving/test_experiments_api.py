@@ -17,7 +17,7 @@ from recstack.serving.runtime.experiments import runtime_of
 from recstack.serving.runtime.generations import GENERATIONS_FILE, SharedGenerations
 from recstack.store import Store
 from recstack.store.tables import EXPERIMENT_TABLES
-from recstack.workflows.experiment_ope import ope_estimates
+from recstack.workflows.experiment_ope import ope_estimates, target_lists
 from recstack.workflows.experiments import experiment_results
 
 USERS = [f"u{n}" for n in range(60)]
@@ -342,21 +342,47 @@ def test_exploration_logs_propensities(home):
         props = [i["propensity"] for row in logged.values() for i in row["items"]]
         assert len(props) == 100
         assert set(np.round(props, 6)) <= {round(0.5 / 20, 6), round(0.5 + 0.5 / 20, 6)}
-        events = [
-            {"user_id": u, "item_id": b["items"][0]["item_id"], "event_type": "click",
-             "recommendation_id": b["recommendation_id"]}
-            for u, b in list(bodies.items())[:10]
-        ]  # fmt: skip
+        store = client.app.state.recstack.store
+
+        def ranked(target: str, user: str, rid: str) -> list:  # from the history when served
+            return target_lists(store, settings, target, [user], 5, [logged[rid]["served_at"]])[0]
+
+        # each of 10 users clicks the first slot where the champion agrees with what was shown
+        # (slot 0 when it agrees nowhere), so the champion's estimates have clicks to count
+        events, clicked = [], {}
+        for user, body in list(bodies.items())[:10]:
+            rid = body["recommendation_id"]
+            mine = ranked("champion", user, rid)
+            shown = [i["item_id"] for i in logged[rid]["items"]]
+            slot = next((j for j in range(5) if shown[j] == mine[j]), 0)
+            clicked[rid] = slot
+            events.append({"user_id": user, "item_id": shown[slot], "event_type": "click",
+                           "recommendation_id": rid})  # fmt: skip
         assert client.post(
             "/v1/events", json={"events": events}, headers=headers["write"]
         ).is_success
-        store = client.app.state.recstack.store
         estimates = ope_estimates(store, settings, "explore", ["champion", "popularity"])
         assert estimates["lists"] == 20 and estimates["skipped"] == 0
         assert estimates["logged_ctr_per_slot"] == pytest.approx(10 / 100)
+        hits = {}
         for target in ("champion", "popularity"):
-            for name in ("ips", "snips", "dr"):
-                assert np.isfinite(estimates["targets"][target][name]["ctr_per_slot"])
+            # IPS and SNIPS by hand from what was logged and what the target ranks: a click at a
+            # slot counts, weighted 1 / propensity, where the target puts the same item there
+            num, den = np.zeros(5), np.zeros(5)
+            for user, body in bodies.items():
+                rid = body["recommendation_id"]
+                mine = ranked(target, user, rid)
+                for j, shown in enumerate(logged[rid]["items"]):
+                    if shown["item_id"] == mine[j]:
+                        den[j] += 1 / shown["propensity"]
+                        num[j] += (clicked.get(rid) == j) / shown["propensity"]
+            hits[target] = num.sum()
+            got = estimates["targets"][target]
+            assert got["ips"]["ctr_per_slot"] == pytest.approx(num.sum() / (20 * 5))
+            snips = np.divide(num, den, out=np.zeros(5), where=den > 0).mean()
+            assert got["snips"]["ctr_per_slot"] == pytest.approx(snips)
+            assert np.isfinite(got["dr"]["ctr_per_slot"])
+        assert hits["champion"] > 0  # a clicked item stays in the list of the target that showed it
 
 
 def test_a_start_in_one_worker_loads_the_arms_in_the_other(home, tmp_path):

@@ -299,9 +299,14 @@ class ExposureStore:
 
     def logged(self, experiment: str, click_types: Sequence[str]) -> list[dict[str, Any]]:
         """Every exposure of the experiment (oldest first) with its clicked positions:
-        ``{"recommendation_id", "user_id", "items", "clicked": [positions]}``."""
+        ``{"recommendation_id", "served_at", "user_id", "items", "clicked": [positions]}``."""
         query = (
-            sa.select(exposures.c.recommendation_id, exposures.c.user_id, exposures.c["items"])
+            sa.select(
+                exposures.c.recommendation_id,
+                exposures.c.served_at,
+                exposures.c.user_id,
+                exposures.c["items"],
+            )
             .where(exposures.c.experiment == experiment)
             .order_by(exposures.c.id)
         )

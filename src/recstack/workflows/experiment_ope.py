@@ -3,7 +3,8 @@ ope``): what CTR per slot would another model have earned on the same users?
 
 The logs of an experiment with exploration on hold, per served list, the items shown, their
 marginal propensities and the positions clicked. The target model ranks the same users' lists
-from their stored histories; IPS, SNIPS and doubly robust (with a position-based click model
+from their stored histories as they were when each list was served (a click on a list joins
+the history after it; counted, it would keep the clicked item out of the target's list); IPS, SNIPS and doubly robust (with a position-based click model
 fitted to the logs) estimate its CTR per slot (``experiments.ope``). Lists logged without
 propensities (no exploration) cannot be used and are counted as skipped.
 """
@@ -30,9 +31,9 @@ from recstack.workflows.experiments import get_experiment
 
 
 def logged_arrays(store: Any, key: str) -> dict[str, Any]:
-    """The experiment's exploring lists as arrays: users, items (external ids), propensities
-    and clicks, each ``(lists, k)``; lists of another length or without propensities are
-    skipped."""
+    """The experiment's exploring lists as arrays: users and times served ``(lists,)``, items
+    (external ids), propensities and clicks ``(lists, k)``; lists of another length or without
+    propensities are skipped."""
     experiment = validated(get_experiment(store, key))
     rows = store.exposures.logged(key, experiment.click_events)
     usable = [r for r in rows if r["items"] and all("propensity" in i for i in r["items"])]
@@ -49,13 +50,22 @@ def logged_arrays(store: Any, key: str) -> dict[str, Any]:
     for n, row in enumerate(usable):
         clicks[n, [p for p in row["clicked"] if p < k]] = 1.0
     users = [r["user_id"] for r in usable]
-    return {"users": users, "items": items, "props": props, "clicks": clicks,
+    served = np.array([r["served_at"] for r in usable], dtype=float)
+    return {"users": users, "served_at": served, "items": items, "props": props, "clicks": clicks,
             "skipped": len(rows) - len(usable)}  # fmt: skip
 
 
-def target_lists(store: Any, settings: Settings, target: str, users: list[str], k: int) -> Any:
+def target_lists(
+    store: Any,
+    settings: Settings,
+    target: str,
+    users: list[str],
+    k: int,
+    served_at: np.ndarray | None = None,
+) -> Any:
     """The lists ``target`` (``popularity`` or a registry reference) ranks for ``users``, as
-    external item ids ``(len(users), k)`` (None where it ranks fewer)."""
+    external item ids ``(len(users), k)`` (None where it ranks fewer); with ``served_at``
+    (epoch seconds per row), from each user's events of the seconds before that time only."""
     dataset = store.snapshot(settings.weighting())
     if target == POPULARITY:
         from recstack.models.catalog import create_model
@@ -73,6 +83,8 @@ def target_lists(store: Any, settings: Settings, target: str, users: list[str], 
             model = registry.load(name, alias=rest)
     rows = dataset.users.indices(users)
     known = dataset.matrix[np.where(rows >= 0, rows, 0)].tocoo()
+    if served_at is not None:
+        known = histories_before(dataset, rows, np.asarray(served_at, dtype=float))
     columns = model.items.indices(dataset.items.externals(known.col))
     keep = (columns >= 0) & (rows[known.row] >= 0)
     histories = sp.csr_matrix(
@@ -86,6 +98,40 @@ def target_lists(store: Any, settings: Settings, target: str, users: list[str], 
         valid = row[row >= 0]
         out[n, : len(valid)] = model.items.externals(valid)
     return out
+
+
+def histories_before(dataset: Any, rows: np.ndarray, served_at: np.ndarray) -> sp.coo_matrix:
+    """One history per entry of ``rows`` (dataset user indices, -1 for none): that user's
+    events stamped in a whole second before ``served_at`` (event times are whole seconds, so
+    the second a list was served in is left out, a click on it included), summed per item.
+
+    >>> import pandas as pd
+    >>> from recstack.data.dataset import Dataset
+    >>> events = pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["x", "y", "x"],
+    ...                        "event_type": "view", "timestamp": [10, 20, 30]})
+    >>> d = Dataset.from_frame(events)
+    >>> h = histories_before(d, np.array([0, 0, -1]), np.array([20.5, 31.0, 99.0]))
+    >>> h.toarray().tolist()  # x at 10 only; x twice and y; no user
+    [[1.0, 0.0], [2.0, 1.0], [0.0, 0.0]]
+    """
+    users = np.asarray(rows)
+    by_user = np.argsort(dataset.user_idx, kind="stable")
+    starts = np.searchsorted(dataset.user_idx[by_user], users, side="left")
+    ends = np.searchsorted(dataset.user_idx[by_user], users, side="right")
+    ends = np.where(users >= 0, ends, starts)
+    counts = ends - starts
+    out_row = np.repeat(np.arange(len(users)), counts)
+    event = by_user[
+        np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    ]
+    keep = dataset.timestamp[event] < np.floor(served_at)[out_row]
+    m = sp.coo_matrix(
+        (dataset.weight[event[keep]], (out_row[keep], dataset.item_idx[event[keep]])),
+        shape=(len(users), dataset.n_items),
+        dtype=np.float32,
+    )
+    m.sum_duplicates()
+    return m
 
 
 def ope_estimates(
@@ -105,7 +151,9 @@ def ope_estimates(
         "targets": {},
     }
     for target in track(targets, "off-policy estimates", enabled=progress):
-        lists = target_lists(store, settings, target, logs["users"], items.shape[1])
+        lists = target_lists(
+            store, settings, target, logs["users"], items.shape[1], logs["served_at"]
+        )
         t_prob = deterministic_target_prob(items, lists)
         t_coded = np.vectorize(lambda i: catalogue.get(i, -1))(lists)
         q_target = np.where(t_coded >= 0, attract[np.maximum(t_coded, 0)], 0.0) * exam
