@@ -32,12 +32,13 @@ from serving_load import free_port, start_server, stop_server, wait_ready  # noq
 ROOT = Path(__file__).resolve().parent
 
 
-def build_home(home: Path, world) -> str:  # noqa: ANN001 - ab_offline.World
+def seeded_home(home: Path, world):  # noqa: ANN001, ANN201 - ab_offline.World; Settings, Store
+    """A home whose store holds the world's training split, with ALS (``configs/als.toml``)
+    trained and promoted to champion."""
     from recstack.data.loaders import LoadedData
     from recstack.settings import Settings
     from recstack.store import Store
     from recstack.workflows.configs import load_config
-    from recstack.workflows.experiments import create_experiment, start_experiment
     from recstack.workflows.train import train_and_register
 
     settings = Settings(home=home)
@@ -58,6 +59,13 @@ def build_home(home: Path, world) -> str:  # noqa: ANN001 - ab_offline.World
     store.ingest(LoadedData(interactions=frame, items=None, source="ml-100k train"))
     _, params = load_config(ROOT / "configs" / "als.toml")
     train_and_register(settings, "als", params, evaluate=False, promote="champion")
+    return settings, store
+
+
+def build_home(home: Path, world) -> str:  # noqa: ANN001 - ab_offline.World
+    from recstack.workflows.experiments import create_experiment, start_experiment
+
+    settings, store = seeded_home(home, world)
     arms = [
         {"name": "popularity", "model": "popularity", "weight": 0.5},
         {"name": "als", "model": "champion", "weight": 0.5},

@@ -344,12 +344,17 @@ def test_exploration_logs_propensities(home):
         assert set(np.round(props, 6)) <= {round(0.5 / 20, 6), round(0.5 + 0.5 / 20, 6)}
         store = client.app.state.recstack.store
 
+        clicked: dict[str, int] = {}  # recommendation id -> the slot its user clicked
+
         def ranked(target: str, user: str, rid: str) -> list:  # from the history when served
-            return target_lists(store, settings, target, [user], 5, [logged[rid]["served_at"]])[0]
+            items = logged[rid]["items"]
+            after = [{items[clicked[rid]]["item_id"]} if rid in clicked else set()]
+            served = [logged[rid]["served_at"]]
+            return target_lists(store, settings, target, [user], 5, served, after)[0]
 
         # each of 10 users clicks the first slot where the champion agrees with what was shown
         # (slot 0 when it agrees nowhere), so the champion's estimates have clicks to count
-        events, clicked = [], {}
+        events = []
         for user, body in list(bodies.items())[:10]:
             rid = body["recommendation_id"]
             mine = ranked("champion", user, rid)

@@ -62,29 +62,42 @@ def target_lists(
     users: list[str],
     k: int,
     served_at: np.ndarray | None = None,
+    clicked_after: list[set[str]] | None = None,
 ) -> Any:
     """The lists ``target`` (``popularity`` or a registry reference) ranks for ``users``, as
     external item ids ``(len(users), k)`` (None where it ranks fewer); with ``served_at``
-    (epoch seconds per row), from each user's events of the seconds before that time only."""
+    (epoch seconds per row), from each user's history at that time (``histories_before``, the
+    items of ``clicked_after`` known to come later), and as the server ranks: a user with
+    events newer than the model's version is folded in from that history, not given their
+    learned vector."""
     dataset = store.snapshot(settings.weighting())
+    registered = float("inf")  # when the model's version was registered (epoch seconds)
     if target == POPULARITY:
         from recstack.models.catalog import create_model
 
         model = create_model("popularity").fit(dataset)
     else:
+        from datetime import datetime
+
         from recstack.registry import ModelRegistry
 
         name, _, rest = target.rpartition(":")
         name = name or settings.model_name
         registry = ModelRegistry(settings)
         if rest.isdigit():
-            model = registry.load(name, version=int(rest))
+            model, info = registry.load_with_info(name, version=int(rest))
         else:
-            model = registry.load(name, alias=rest)
+            model, info = registry.load_with_info(name, alias=rest)
+        registered = datetime.fromisoformat(info.created_at).timestamp()
     rows = dataset.users.indices(users)
     known = dataset.matrix[np.where(rows >= 0, rows, 0)].tocoo()
+    newest = np.full(len(users), -np.inf)
     if served_at is not None:
-        known = histories_before(dataset, rows, np.asarray(served_at, dtype=float))
+        after = None
+        if clicked_after is not None:
+            after = [dataset.items.indices(sorted(c)) for c in clicked_after]
+            after = [a[a >= 0] for a in after]
+        known, newest = histories_before(dataset, rows, np.asarray(served_at, dtype=float), after)
     columns = model.items.indices(dataset.items.externals(known.col))
     keep = (columns >= 0) & (rows[known.row] >= 0)
     histories = sp.csr_matrix(
@@ -92,6 +105,8 @@ def target_lists(
         shape=(len(users), len(model.items.ids)),
     )
     model_users = model.users.indices(users) if getattr(model, "users", None) else None
+    if model_users is not None:
+        model_users = np.where(newest >= np.floor(registered), -1, model_users)
     idx, _ = model.recommend(histories, k, users=model_users)
     out = np.full((len(users), k), None, dtype=object)
     for n, row in enumerate(idx):
@@ -100,19 +115,50 @@ def target_lists(
     return out
 
 
-def histories_before(dataset: Any, rows: np.ndarray, served_at: np.ndarray) -> sp.coo_matrix:
+def clicked_since(
+    users: list[str], served_at: np.ndarray, items: np.ndarray, clicks: np.ndarray
+) -> list[set[str]]:
+    """Per list, the items its user clicked on it or on a list served later: events that came
+    after it was served, whatever second they are stamped with.
+
+    >>> out = clicked_since(["a", "a", "b"], np.array([1.0, 2.0, 1.5]),
+    ...                     np.array([["x", "y"], ["z", "w"], ["x", "y"]], dtype=object),
+    ...                     np.array([[1, 0], [0, 1], [0, 0]]))
+    >>> [sorted(c) for c in out]  # a's first list: x on it, w on the later one
+    [['w', 'x'], ['w'], []]
+    """
+    out: list[set[str]] = [set() for _ in users]
+    running: dict[str, set[str]] = {}
+    for n in sorted(range(len(users)), key=lambda i: -served_at[i]):  # latest first
+        mine = running.setdefault(users[n], set())
+        mine.update(items[n][np.asarray(clicks[n]) > 0].tolist())
+        out[n] = set(mine)
+    return out
+
+
+def histories_before(
+    dataset: Any,
+    rows: np.ndarray,
+    served_at: np.ndarray,
+    after: list[np.ndarray] | None = None,
+) -> tuple[sp.coo_matrix, np.ndarray]:
     """One history per entry of ``rows`` (dataset user indices, -1 for none): that user's
-    events stamped in a whole second before ``served_at`` (event times are whole seconds, so
-    the second a list was served in is left out, a click on it included), summed per item.
+    events up to the whole second ``served_at`` falls in, summed per item, and the time of the
+    newest of them (``-inf`` for none). Event times are whole seconds, so that second also
+    holds what came just after the list (a click on it): events in it on the items of
+    ``after`` (per row, item indices known to come later) are left out.
 
     >>> import pandas as pd
     >>> from recstack.data.dataset import Dataset
-    >>> events = pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["x", "y", "x"],
-    ...                        "event_type": "view", "timestamp": [10, 20, 30]})
+    >>> events = pd.DataFrame({"user_id": ["a"] * 4, "item_id": ["x", "y", "x", "z"],
+    ...                        "event_type": "view", "timestamp": [10, 20, 30, 30]})
     >>> d = Dataset.from_frame(events)
-    >>> h = histories_before(d, np.array([0, 0, -1]), np.array([20.5, 31.0, 99.0]))
-    >>> h.toarray().tolist()  # x at 10 only; x twice and y; no user
-    [[1.0, 0.0], [2.0, 1.0], [0.0, 0.0]]
+    >>> h, newest = histories_before(d, np.array([0, 0, -1]), np.array([20.5, 30.2, 99.0]),
+    ...                              after=[np.array([1]), np.array([2]), np.array([], int)])
+    >>> h.toarray().tolist()  # y (item 1) came after the first list; z after the second
+    [[1.0, 0.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    >>> newest.tolist()
+    [10.0, 30.0, -inf]
     """
     users = np.asarray(rows)
     by_user = np.argsort(dataset.user_idx, kind="stable")
@@ -124,14 +170,25 @@ def histories_before(dataset: Any, rows: np.ndarray, served_at: np.ndarray) -> s
     event = by_user[
         np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     ]
-    keep = dataset.timestamp[event] < np.floor(served_at)[out_row]
+    second = np.floor(served_at)[out_row]
+    stamp = dataset.timestamp[event]
+    keep = stamp <= second
+    if after is not None:
+        later = np.concatenate(
+            [n * dataset.n_items + np.asarray(a, dtype=np.int64) for n, a in enumerate(after)]
+            + [np.zeros(0, np.int64)]
+        )
+        pair = out_row * dataset.n_items + dataset.item_idx[event]
+        keep &= ~((stamp == second) & np.isin(pair, later))
     m = sp.coo_matrix(
         (dataset.weight[event[keep]], (out_row[keep], dataset.item_idx[event[keep]])),
         shape=(len(users), dataset.n_items),
         dtype=np.float32,
     )
     m.sum_duplicates()
-    return m
+    newest = np.full(len(users), -np.inf)
+    np.maximum.at(newest, out_row[keep], stamp[keep].astype(float))
+    return m, newest
 
 
 def ope_estimates(
@@ -144,6 +201,7 @@ def ope_estimates(
     coded = np.vectorize(lambda i: catalogue[i])(items)
     attract, exam = fit_position_based_model(coded, clicks, len(catalogue))
     q_logged = attract[coded] * exam
+    later = clicked_since(logs["users"], logs["served_at"], items, clicks)
     out: dict[str, Any] = {
         "lists": int(items.shape[0]),
         "skipped": logs["skipped"],
@@ -152,7 +210,7 @@ def ope_estimates(
     }
     for target in track(targets, "off-policy estimates", enabled=progress):
         lists = target_lists(
-            store, settings, target, logs["users"], items.shape[1], logs["served_at"]
+            store, settings, target, logs["users"], items.shape[1], logs["served_at"], later
         )
         t_prob = deterministic_target_prob(items, lists)
         t_coded = np.vectorize(lambda i: catalogue.get(i, -1))(lists)
