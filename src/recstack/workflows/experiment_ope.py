@@ -2,11 +2,13 @@
 ope``): what CTR per slot would another model have earned on the same users?
 
 The logs of an experiment with exploration on hold, per served list, the items shown, their
-marginal propensities and the positions clicked. The target model ranks the same users' lists
-from their stored histories as they were when each list was served (a click on a list joins
-the history after it; counted, it would keep the clicked item out of the target's list); IPS, SNIPS and doubly robust (with a position-based click model
-fitted to the logs) estimate its CTR per slot (``experiments.ope``). Lists logged without
-propensities (no exploration) cannot be used and are counted as skipped.
+marginal propensities and the positions clicked. The target model ranks each logged request as
+the server would have when the list was served: from the user's history at that time (a click
+on a list joins the history after it; counted, it would keep the clicked item out of the
+target's list), folding in users with events newer than its version. IPS, SNIPS and doubly
+robust (with a position-based click model fitted to the logs) estimate its CTR per slot
+(``experiments.ope``). Lists logged without propensities (no exploration) cannot be used and
+are counted as skipped.
 """
 
 from __future__ import annotations
