@@ -158,9 +158,10 @@ def auto_select(
         params, score = _tune_for(dataset, name, share, cost[name], seed, metric, k, progress)
         if params is not None:
             candidates.append(Candidate(name, params, score, tuned=True))
-    finalists = _rejudged(dataset, _best_per_family(candidates), seed, k, metric, progress)
+    judge = judge_split(dataset, seed)
+    finalists = _rejudged(judge, _best_per_family(candidates), k, metric, progress)
     if stack:
-        finalists.append(_stacked(dataset, finalists, seed, k, metric, progress))
+        finalists.append(_stacked(judge, finalists, k, metric, progress))
     finalists.sort(key=lambda c: c.score, reverse=True)
     candidates.sort(key=lambda c: c.score, reverse=True)
     best = finalists[0]
@@ -191,15 +192,14 @@ def _best_per_family(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def _rejudged(
-    dataset: Dataset,
+    judge: tuple[Dataset, Dataset],
     best: list[Candidate],
-    seed: int,
     k: int,
     metric: str,
     progress: bool,
 ) -> list[Candidate]:
-    """Each family's best configuration refit and scored on ``judge_split``."""
-    train, valid = judge_split(dataset, seed)
+    """Each family's best configuration refit and scored on the ``judge_split``."""
+    train, valid = judge
     out = []
     with ProgressTask("auto: judging the finalists", total=len(best), enabled=progress) as bar:
         for c in best:
@@ -214,9 +214,8 @@ def _rejudged(
 
 
 def _stacked(
-    dataset: Dataset,
+    judge: tuple[Dataset, Dataset],
     finalists: list[Candidate],
-    seed: int,
     k: int,
     metric: str,
     progress: bool,
@@ -228,7 +227,7 @@ def _stacked(
         "retrievers": ",".join(c.model for c in order),
         "retriever_params": json.dumps({c.model: c.params for c in order}, sort_keys=True),
     }
-    train, valid = judge_split(dataset, seed)
+    train, valid = judge
     with ProgressTask("auto: two_stage over the best retrievers", total=1, enabled=progress) as bar:
         fitted = create_model(STACKED, **params).fit(train)
         score = holdout_metrics(fitted, train, valid, k=k)[metric]
