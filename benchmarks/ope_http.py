@@ -75,12 +75,12 @@ def truth_and_support(home: Path, world, top_n: int) -> dict:  # noqa: ANN001
             clicked_since(logs["users"], logs["served_at"], logs["items"], logs["clicks"]),
         )
         wide = target_lists(store, settings, "champion", logs["users"], top_n, *when)
+        shown = [set(row) for row in wide.tolist()]
         out = {}
         for target in TARGETS:
             lists = target_lists(store, settings, target, logs["users"], K, *when)
             ids = np.where(lists == None, "", lists).astype(str)  # noqa: E711 - object array
             items = world.train.items.indices(ids.ravel().tolist()).reshape(ids.shape)
-            shown = [set(row) for row in wide.tolist()]
             outside = np.mean(
                 [[i not in s for i in row] for row, s in zip(lists.tolist(), shown, strict=True)]
             )
