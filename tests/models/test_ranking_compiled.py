@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -80,3 +81,40 @@ def test_background_compilation_switches_when_ready_and_refit_drops_it(data, tmp
     assert model._compiled is not None
     model.fit(train)  # a new booster: the old code must not score it
     assert model._compiled is None
+
+
+def test_code_no_model_loaded_for_a_month_is_pruned_when_another_loads(data, tmp_path):
+    train, _ = data
+    texts = [
+        TwoStageRecommender(retrievers="ease,itemknn", candidates=10, rounds=r, folds=1)
+        .fit(train)
+        .booster.model_to_string()
+        for r in (3, 4, 5)
+    ]
+    old, recent, new = (cache_key(t) for t in texts)
+    for text in texts[:2]:
+        assert compile_predictor(text, tmp_path) is not None
+    month = time.time() - 31 * 86_400
+    for key in (old, recent):
+        os.utime(tmp_path / f"{key}.txt", (month, month))
+    assert compile_predictor(texts[1], tmp_path) is not None  # marks ``recent`` used
+    assert compile_predictor(texts[2], tmp_path) is not None
+    left = {p.name for p in tmp_path.iterdir()}
+    assert {f"{old}.o", f"{old}.txt"}.isdisjoint(left)
+    assert {f"{k}{s}" for k in (recent, new) for s in (".o", ".txt")} <= left
+    assert f"{old}.lock" in left  # a worker may be waiting on it
+
+
+def test_prune_leaves_a_key_whose_lock_is_held(tmp_path):
+    import fcntl
+
+    from recstack.models.ranking.compiled import prune
+
+    for key in ("busy", "idle"):
+        for suffix in (".o", ".txt"):
+            (tmp_path / f"{key}{suffix}").write_bytes(b"x")
+            os.utime(tmp_path / f"{key}{suffix}", (0, 0))
+    with open(tmp_path / "busy.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert prune(tmp_path, keep="other") == ["idle"]
+    assert (tmp_path / "busy.o").exists() and not (tmp_path / "idle.o").exists()

@@ -8,6 +8,10 @@ directory under a key of the model text, the lleaves version and the host CPU (t
 that CPU's instructions; another machine compiles its own), written atomically and under a file
 lock so workers that start together compile once. When lleaves or LLVM is unavailable, or the
 cache cannot be written, nothing is compiled and the booster predicts as before.
+
+Every promoted version adds about half a megabyte, so each load marks its key as used (the
+model text's mtime) and code no model loaded for ``UNUSED_DAYS`` is removed when another is
+loaded: a version rolled back to after that compiles again, in seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +30,7 @@ import numpy as np
 log = logging.getLogger("recstack.models")
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+UNUSED_DAYS = 30.0
 
 
 def cache_key(model_text: str) -> str:
@@ -55,6 +61,8 @@ def compile_predictor(model_text: str, cache_dir: Path) -> Predictor | None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one compiler per key; the others then load
             if not source.exists():
                 _write_atomic(source, model_text.encode())
+            else:
+                _mark_used(source)
             model = lleaves.Model(model_file=str(source))
             if code.exists():
                 model.compile(cache=str(code))
@@ -66,12 +74,49 @@ def compile_predictor(model_text: str, cache_dir: Path) -> Predictor | None:
     except Exception as exc:  # LLVM errors, a read-only or full disk: the booster still works
         log.warning("reranker not compiled (%s); LightGBM predicts", exc)
         return None
+    try:
+        prune(cache_dir, keep=key)
+    except OSError as exc:  # a cache someone else cleans up: nothing to do about it here
+        log.warning("compiled code not pruned (%s)", exc)
 
     def predict(features: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(features, dtype=np.float64)
         return model.predict(rows, n_jobs=1).astype(np.float32)
 
     return predict
+
+
+def prune(cache_dir: Path, keep: str, max_age_s: float = UNUSED_DAYS * 86_400) -> list[str]:
+    """Remove the code and text of every key but ``keep`` that no load marked as used within
+    ``max_age_s``; returns the keys removed. A key whose lock is held (a worker compiling or
+    loading it now) is left alone, and lock files stay: unlinking one a worker waits on would
+    let the next worker lock a new file beside it."""
+    now = time.time()
+    removed = []
+    for text in cache_dir.glob("*.txt"):
+        key = text.stem
+        try:
+            if key == keep or now - text.stat().st_mtime < max_age_s:
+                continue
+        except FileNotFoundError:
+            continue
+        with open(cache_dir / f"{key}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for suffix in (".o", ".txt"):
+                (cache_dir / f"{key}{suffix}").unlink(missing_ok=True)
+        removed.append(key)
+    return removed
+
+
+def _mark_used(source: Path) -> None:
+    """Touch ``source`` so ``prune`` keeps its code (a read-only cache is still loaded)."""
+    try:
+        os.utime(source)
+    except OSError:
+        pass
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
