@@ -10,11 +10,7 @@ several workers on a free loopback port (auth on, a read and a write key), then 
    (requests leave on schedule whether or not earlier ones returned; latency is measured from
    the scheduled time, so a stalled server cannot hide its queueing), then the same loop on
    ``/healthz``: the floor this generator and the machine set under any route's figure;
-3. ``POST /v1/events`` throughput in batches of 1,000 (events/s) and as single events (posts/s),
-   from ``--batch-connections`` and ``--post-connections`` keep-alive connections. Each
-   worker accepts on its own socket and the kernel hashes each connection to one of them, so
-   with two connections both land on one worker half the time and the figure halves with
-   them (34K or 60K events/s from the same server); eight spread over both workers;
+3. ``POST /v1/events`` throughput in batches of 1,000 (events/s) and as single events (posts/s);
 4. the server's memory: RSS and PSS summed over its processes (PSS counts the memory-mapped
    model arrays the workers share once).
 
@@ -85,12 +81,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--cache-ttl", type=int, default=0, help="server response cache TTL (0: off)")
-    p.add_argument(
-        "--batch-connections", type=int, default=8, help="connections posting 1,000-event batches"
-    )
-    p.add_argument(
-        "--post-connections", type=int, default=16, help="connections posting single events"
-    )
     p.add_argument(
         "--soak",
         type=float,
@@ -706,22 +696,11 @@ def main() -> int:
             )
         log("events: batches of 1,000 ...", quiet)
         batched = run_async(
-            post_events(
-                port,
-                pgid,
-                keys["write"],
-                sample,
-                items,
-                1000,
-                args.batch_connections,
-                args.duration,
-            )  # fmt: skip
+            post_events(port, pgid, keys["write"], sample, items, 1000, 2, args.duration)
         )
         log("events: single posts ...", quiet)
         single = run_async(
-            post_events(
-                port, pgid, keys["write"], sample, items, 1, args.post_connections, args.duration
-            )
+            post_events(port, pgid, keys["write"], sample, items, 1, 16, args.duration)
         )
         memory_loaded = server_memory(server.pid)
         if args.experiment:  # a server started later on this home serves outside it
@@ -841,15 +820,9 @@ def _split(memory: dict) -> str:
 
 def _event_rows(batched: dict, single: dict) -> list[tuple[str, str]]:
     return [
-        (
-            f"events, batches of 1,000 on {batched['concurrency']} connections (events/s)",
-            f"{batched['events_per_s']:,.0f}",
-        ),
+        ("events, batches of 1,000 (events/s)", f"{batched['events_per_s']:,.0f}"),
         ("  server / generator CPU per post (us)", _cpu(batched, "generator", "post")),
-        (
-            f"events, single posts on {single['concurrency']} connections (posts/s)",
-            f"{single['posts_per_s']:,.0f}",
-        ),
+        ("events, single posts (posts/s)", f"{single['posts_per_s']:,.0f}"),
         ("  server / generator CPU per post (us)", _cpu(single, "generator", "post")),
     ]
 
