@@ -20,11 +20,14 @@ import asyncio
 import json
 import os
 import random
+import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
-FILTER = {"difficulty": {"in": [1, 2]}}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_load import FILTER  # noqa: E402 - the filter the HTTP benchmark sends
 
 
 def main() -> None:
