@@ -283,3 +283,40 @@ def test_artifact_saved_before_attribute_keys_still_loads_and_scores(fitted, dat
         fitted.score(train.matrix[users], users),
         rtol=1e-5,
     )
+
+
+def test_lists_cut_from_candidates_equal_the_dense_rows(fitted, data):
+    """``recommend`` answers from the candidates when each row has k eligible ones; the
+    lists must equal the top of the dense scores under every mask, and a row short of
+    candidates falls back to the dense rows (popularity fill)."""
+    from recstack.models.base import masked_top
+
+    train, _ = data
+    users = np.arange(train.n_users)
+    h = train.matrix
+    rng = np.random.default_rng(0)
+    mask = rng.random(train.n_items) < 0.6
+    per_row = rng.random((train.n_users, train.n_items)) < 0.7
+    exclude = sp.csr_matrix(rng.random((train.n_users, train.n_items)) < 0.1)
+    for k, kwargs in [
+        (10, {}),
+        (10, {"item_mask": mask}),
+        (5, {"item_mask": per_row, "exclude": exclude}),
+        (10, {"exclude_seen": False}),
+        (60, {"item_mask": mask}),  # beyond the candidates: the dense fallback
+    ]:
+        got = fitted.recommend(h, k, users=users, **kwargs)
+        dense = masked_top(
+            np.array(fitted.score(h, users), dtype=np.float32),
+            h,
+            k,
+            exclude_seen=kwargs.get("exclude_seen", True),
+            exclude=kwargs.get("exclude"),
+            mask=kwargs.get("item_mask"),
+        )
+        np.testing.assert_array_equal(got[0], dense[0])
+        np.testing.assert_array_equal(got[1], dense[1])
+    cands = fitted.candidates(h, users)
+    proposed = set(zip(cands.rows.tolist(), cands.items.tolist(), strict=True))
+    listed = [(r, int(i)) for r, row in enumerate(got[0]) for i in row if i >= 0]
+    assert any(pair not in proposed for pair in listed)  # k = 60: filled past the candidates

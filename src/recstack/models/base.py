@@ -209,22 +209,34 @@ class Recommender(ABC):
         ex = as_histories(exclude, self.n_items) if exclude is not None else None
         out_idx = np.full((n, k), -1, dtype=np.int64)
         out_val = np.full((n, k), -np.inf, dtype=np.float32)
+        mask = None if item_mask is None else np.asarray(item_mask, dtype=bool)
         for lo in range(0, n, SCORE_BATCH):
             hi = min(n, lo + SCORE_BATCH)
-            s = np.array(
-                self.score(h[lo:hi], None if users is None else users[lo:hi]), dtype=np.float32
+            idx, val = self._batch_top(
+                h[lo:hi],
+                None if users is None else users[lo:hi],
+                k,
+                exclude_seen=exclude_seen,
+                exclude=None if ex is None else ex[lo:hi],
+                item_mask=None if mask is None else (mask if mask.ndim == 1 else mask[lo:hi]),
             )
-            if exclude_seen:
-                _mask_sparse(s, h[lo:hi])
-            if ex is not None:
-                _mask_sparse(s, ex[lo:hi])
-            if item_mask is not None:
-                mask = np.asarray(item_mask, dtype=bool)
-                s += exclusion(mask if mask.ndim == 1 else mask[lo:hi])
-            idx, val = top_k(s, k)
             out_idx[lo:hi, : idx.shape[1]] = idx
             out_val[lo:hi, : val.shape[1]] = val
         return out_idx, out_val
+
+    def _batch_top(
+        self,
+        h: sp.csr_matrix,
+        users: np.ndarray | None,
+        k: int,
+        *,
+        exclude_seen: bool,
+        exclude: sp.csr_matrix | None,
+        item_mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``recommend`` of one batch of rows: the dense scores, masked, cut to ``k``."""
+        scores = np.array(self.score(h, users), dtype=np.float32)
+        return masked_top(scores, h, k, exclude_seen=exclude_seen, exclude=exclude, mask=item_mask)
 
     def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-k most similar items to each of ``items`` (the item itself excluded)."""
@@ -443,6 +455,31 @@ def known_rows(users: np.ndarray | None, n_rows: int, n_users: int) -> np.ndarra
         return np.zeros(n_rows, dtype=bool)
     u = np.asarray(users, dtype=np.int64)
     return (u >= 0) & (u < n_users)
+
+
+def masked_top(
+    scores: np.ndarray,
+    h: sp.csr_matrix,
+    k: int,
+    *,
+    exclude_seen: bool,
+    exclude: sp.csr_matrix | None,
+    mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k`` of dense ``scores`` (changed in place) without the rows' history items (when
+    ``exclude_seen``), ``exclude``'s items and the items ``mask`` (1-D or per row) leaves out.
+
+    >>> masked_top(np.array([[3.0, 2.0, 1.0, 0.0]], np.float32), sp.csr_matrix([[1, 0, 0, 0]]),
+    ...     2, exclude_seen=True, exclude=None, mask=np.array([True, True, False, True]))[0]
+    array([[1, 3]])
+    """
+    if exclude_seen:
+        _mask_sparse(scores, h)
+    if exclude is not None:
+        _mask_sparse(scores, exclude)
+    if mask is not None:
+        scores += exclusion(mask)
+    return top_k(scores, k)
 
 
 def _mask_sparse(scores: np.ndarray, mask: sp.csr_matrix) -> None:

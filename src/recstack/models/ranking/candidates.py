@@ -413,6 +413,44 @@ def generate(
     return replace(cands, z=z)
 
 
+def candidate_top(
+    cands: Candidates,
+    pred: np.ndarray,
+    k: int,
+    *,
+    exclude: Sequence[sp.csr_matrix] = (),
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's ``k`` best candidates by ``pred`` in ``top_k``'s order (ties by
+    ``tie_key``), leaving out the items of every matrix in ``exclude`` and those ``mask`` (1-D
+    or per row) leaves out; None when a row has fewer than ``k`` left.
+
+    >>> c = merge_lists([(np.array([[2, 0, 1]]), np.zeros((1, 3), np.float32))], n_items=4)
+    >>> candidate_top(c, np.array([0.5, 0.9, 0.1], np.float32), 2)[0].tolist()
+    [[1, 0]]
+    >>> candidate_top(c, np.array([0.5, 0.9, 0.1], np.float32), 2,
+    ...     mask=np.array([True, False, True, True]))[0].tolist()
+    [[0, 2]]
+    >>> candidate_top(c, np.zeros(3, np.float32), 3, exclude=[sp.csr_matrix([[0, 1, 0, 0]])])
+    """
+    rows, items = cands.rows, cands.items
+    ok = np.ones(len(items), dtype=bool)
+    for matrix in exclude:
+        ok &= _find(seen_keys(matrix), rows * matrix.shape[1] + items) < 0
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        ok &= m[items] if m.ndim == 1 else m[rows, items]
+    rows, items, values = rows[ok], items[ok], np.asarray(pred)[ok]
+    counts = np.bincount(rows, minlength=cands.n_rows)
+    if len(counts) and counts.min() < k:
+        return None
+    order = np.lexsort((tie_key(items), -values, rows))
+    starts = np.cumsum(counts) - counts
+    pick = order[(starts[:, None] + np.arange(k)).ravel()]
+    shape = (cands.n_rows, k)
+    return items[pick].reshape(shape), values[pick].reshape(shape).astype(np.float32)
+
+
 def candidate_labels(cands: Candidates, truth: sp.csr_matrix) -> np.ndarray:
     """1 where a candidate is a positive of its row in ``truth`` (rows aligned), else 0."""
     truth = sp.csr_matrix(truth)

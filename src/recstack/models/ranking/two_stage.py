@@ -27,12 +27,12 @@ import scipy.sparse as sp
 from recstack import tracing
 from recstack.data.dataset import Dataset
 from recstack.errors import ConfigError
-from recstack.models.base import Recommender, as_histories, top_k
+from recstack.models.base import Recommender, as_histories, masked_top, top_k
 from recstack.models.config import ModelConfig
 from recstack.models.names import resolve
 from recstack.models.ranking import lgbm
 from recstack.models.ranking.anchor import anchor_scores, choose_anchor, monotone_constraints
-from recstack.models.ranking.candidates import Candidates, generate
+from recstack.models.ranking.candidates import Candidates, candidate_top, generate
 from recstack.models.ranking.compiled import Predictor, compile_predictor
 from recstack.models.ranking.config import TwoStageConfig
 from recstack.models.ranking.diversity import mmr_order
@@ -254,6 +254,12 @@ class TwoStageRecommender(Recommender):
     ) -> np.ndarray:
         """Dense scores: candidates get the reranker's score, other items less than any."""
         h = as_histories(histories, self.n_items)
+        return self._dense(h, *self._reranked(h, users, context))
+
+    def _reranked(
+        self, h: sp.csr_matrix, users: np.ndarray | None, context: Mapping[str, Any] | None
+    ) -> tuple[Candidates, np.ndarray]:
+        """The candidates of ``h``'s rows and the reranker's score of each."""
         with tracing.span("recstack.retrieval.candidates"):
             cands = self.candidates(h, users)
         with tracing.span("recstack.reranking"):
@@ -262,6 +268,11 @@ class TwoStageRecommender(Recommender):
                 if len(cands.items)
                 else np.empty(0, dtype=np.float32)  # nothing proposed: the popularity order
             )
+        return cands, pred
+
+    def _dense(self, h: sp.csr_matrix, cands: Candidates, pred: np.ndarray) -> np.ndarray:
+        """Every item's score: each row's candidates their ``pred``, then the other items in
+        popularity order below the row's least candidate score."""
         n = h.shape[0]
         floor = np.zeros(n, dtype=np.float32)
         if len(pred):
@@ -274,6 +285,34 @@ class TwoStageRecommender(Recommender):
         if self.config.diversity > 0:
             self._diversify(out, h)
         return out
+
+    def _batch_top(
+        self,
+        h: sp.csr_matrix,
+        users: np.ndarray | None,
+        k: int,
+        *,
+        exclude_seen: bool,
+        exclude: sp.csr_matrix | None,
+        item_mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` from the candidates alone when every row has ``k`` eligible ones (and no
+        diversity reorders the list): no other item can outrank them, so the dense rows are
+        built only for a batch where some row falls short."""
+        cands, pred = self._reranked(h, users, None)
+        if self.config.diversity == 0:
+            excluded = [m for m, on in ((h, exclude_seen), (exclude, exclude is not None)) if on]
+            found = candidate_top(cands, pred, k, exclude=excluded, mask=item_mask)
+            if found is not None:
+                return found
+        return masked_top(
+            self._dense(h, cands, pred),
+            h,
+            k,
+            exclude_seen=exclude_seen,
+            exclude=exclude,
+            mask=item_mask,
+        )
 
     def _diversify(self, out: np.ndarray, h: sp.csr_matrix) -> None:
         """Re-order each row's top items by MMR over the items' attribute tokens, in place."""
