@@ -210,14 +210,15 @@ class Recommender(ABC):
         out_idx = np.full((n, k), -1, dtype=np.int64)
         out_val = np.full((n, k), -np.inf, dtype=np.float32)
         mask = None if item_mask is None else np.asarray(item_mask, dtype=bool)
+        whole = n <= SCORE_BATCH  # one batch: no row slices (a served request is one row)
         for lo in range(0, n, SCORE_BATCH):
             hi = min(n, lo + SCORE_BATCH)
             idx, val = self._batch_top(
-                h[lo:hi],
+                h if whole else h[lo:hi],
                 None if users is None else users[lo:hi],
                 k,
                 exclude_seen=exclude_seen,
-                exclude=None if ex is None else ex[lo:hi],
+                exclude=ex if ex is None or whole else ex[lo:hi],
                 item_mask=None if mask is None else (mask if mask.ndim == 1 else mask[lo:hi]),
             )
             out_idx[lo:hi, : idx.shape[1]] = idx

@@ -56,11 +56,11 @@ class ItemState:
 
 def history_row(items: np.ndarray, weights: np.ndarray, n_items: int) -> sp.csr_matrix:
     """One history as a ``(1, n_items)`` CSR."""
-    return sp.csr_matrix(
+    return sp.csr_matrix(  # int32, as scipy stores them: int64 input costs a check and a cast
         (
             np.asarray(weights, dtype=np.float32),
-            np.asarray(items, dtype=np.int64),
-            np.array([0, len(items)]),
+            np.asarray(items, dtype=np.int32),
+            np.array([0, len(items)], dtype=np.int32),
         ),
         shape=(1, n_items),
     )
