@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -294,6 +294,19 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     }
 
 
+def blas_kernels() -> list[str]:
+    """The BLAS libraries loaded and the kernels each chose for this CPU. OpenBLAS picks its
+    kernels at run time (``DYNAMIC_ARCH``): AVX-512 ones ("SkylakeX") round differently from
+    AVX2 ones ("Haswell", "Zen"), which moves NDCG@10 in the third or fourth decimal, so a
+    figure names them; ``OPENBLAS_CORETYPE=Haswell`` reproduces an AVX2 machine's figures."""
+    return sorted(
+        {
+            f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+            for i in threadpool_info()
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -329,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         out = latency_only(args, seed) if args.latency_only else run(args, seed)
-        out.update(dataset=args.dataset, protocol=args.protocol)
+        out.update(dataset=args.dataset, protocol=args.protocol, blas=blas_kernels())
         print(json.dumps(out), flush=True)
     return 0
 
