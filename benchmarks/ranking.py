@@ -11,6 +11,9 @@ in-process time to rerank 200 candidates for one user (p50/p99).
     python benchmarks/ranking.py --dataset ml-latest-small --protocol temporal
     python benchmarks/ranking.py --dataset synthetic
     python benchmarks/ranking.py --home HOME   # the two_stage a home serves (e.g. the 25M set)
+
+``--home`` also times ``recommend`` per user on batches of 1 to 64 users: a server scores one
+request at a time, and the difference is what batching concurrent requests would save.
 """
 
 from __future__ import annotations
@@ -131,6 +134,22 @@ def recommend_latency(
     return timed([partial(model.recommend, train.matrix[u], k, users=np.array([u])) for u in users])
 
 
+def batched_latency(
+    model: TwoStageRecommender, train: Dataset, k: int = 10, n: int = 512
+) -> dict[str, float]:
+    """Microseconds per user of ``recommend`` on batches of 1 to 64 known users (the same
+    ``n`` users each time): what scoring concurrent requests together would save."""
+    users = np.random.default_rng(2).integers(0, train.n_users, size=n)
+    rows = train.matrix[users]
+    out = {}
+    for size in (1, 4, 16, 64):
+        start = time.perf_counter()
+        for lo in range(0, n, size):
+            model.recommend(rows[lo : lo + size], k, users=users[lo : lo + size])
+        out[str(size)] = round((time.perf_counter() - start) / n * 1e6)
+    return out
+
+
 def served_latency(home: Path, first_trees: int = 0) -> dict[str, Any]:
     """Time the ``two_stage`` champion a recstack home serves, on the users of its store: with
     its trees compiled, as a server scores them, and before that with LightGBM's predict."""
@@ -170,6 +189,7 @@ def served_latency(home: Path, first_trees: int = 0) -> dict[str, Any]:
         "compile_or_load_s": round(compile_s, 2),
         "rerank_200": rerank_latency(model, data),
         "recommend_10": recommend_latency(model, data),
+        "recommend_10_us_per_user_by_batch": batched_latency(model, data),
         "booster_interpreted": booster,
         **({"first_trees": first_trees_latency(model, data, first_trees)} if first_trees else {}),
     }
