@@ -6,8 +6,11 @@ import json
 
 import pytest
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import QueryParams
 
-from recstack.serving.api.params import FIELDS, parse_options
+from recstack.errors import InvalidRequestError
+from recstack.serving.api import params
+from recstack.serving.api.params import FIELDS, parse_options, query_options
 from recstack.serving.engine.request import MAX_K, RecommendationRequest
 
 # Per field: (query text, JSON value) pairs that mean the same, and values both forms refuse.
@@ -98,6 +101,32 @@ def test_errors_name_every_bad_field():
     assert [e["loc"] for e in caught.value.errors()] == [("query", "k"), ("query", "explain")]
 
 
+def test_a_query_filter_with_nan_is_refused_as_a_body_is():
+    with pytest.raises(InvalidRequestError, match="NaN is not a JSON number"):
+        parse_options({"filter": '{"year": {"gte": NaN}}'}, "query")
+    with pytest.raises(InvalidRequestError, match="-Infinity is not a JSON number"):
+        parse_options({"filter": '{"year": {"lt": -Infinity}}'}, "query")
+
+
+def test_query_options_are_remembered_by_their_text(monkeypatch):
+    monkeypatch.setattr(params, "_query_memo", {})
+    monkeypatch.setattr(params, "QUERY_MEMO_SIZE", 2)
+    first = query_options(b"k=5", lambda: QueryParams(b"k=5"))
+    assert first == RecommendationRequest(k=5)
+    # the same text is not read again: the stale QueryParams below would mean k=10
+    assert query_options(b"k=5", lambda: QueryParams(b"")) is first
+    for _ in range(2):  # an invalid query raises every time and is never kept
+        with pytest.raises(RequestValidationError):
+            query_options(b"k=0", lambda: QueryParams(b"k=0"))
+    assert list(params._query_memo) == [b"k=5"]
+    query_options(b"k=6", lambda: QueryParams(b"k=6"))
+    query_options(b"k=7", lambda: QueryParams(b"k=7"))  # the oldest entry goes
+    assert list(params._query_memo) == [b"k=6", b"k=7"]
+    long = b"k=8&" + b"exclude=x&" * 300
+    assert query_options(long, lambda: QueryParams(long)).k == 8
+    assert long not in params._query_memo  # long texts are parsed every time
+
+
 def test_http_get_and_post_return_the_same_list(serve, als_model):
     with serve(als_model) as served:
         options = {"k": 7, "exclude_seen": False, "filter": {"difficulty": {"in": [1, 2]}}}
@@ -114,3 +143,11 @@ def test_http_get_and_post_return_the_same_list(serve, als_model):
         assert bad.status_code == 422 and "malformed JSON" in bad.json()["error"]["message"]
         listed = served.client.post(path, content=b"[1, 2]", headers=served.headers())
         assert listed.status_code == 422
+        nan = '{"difficulty": {"gte": NaN}}'
+        for response in (
+            served.client.get(path, params={"filter": nan}, headers=served.headers()),
+            served.client.post(path, content=f'{{"filter": {nan}}}', headers=served.headers()),
+        ):
+            assert response.status_code == 422, response.text
+        again = served.client.get(path, params=query, headers=served.headers())  # remembered
+        assert strip(again.json()) == strip(get.json())

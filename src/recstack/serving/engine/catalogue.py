@@ -73,7 +73,7 @@ class AttributeColumn:
 
 
 class MaskCache:
-    """The most recently used compiled filter masks of one catalogue, by filter text.
+    """The most recently used compiled filter masks of one catalogue, by filter JSON (sorted keys).
 
     Masks are stored read-only (callers copy before editing), so concurrent requests share
     them safely. A catalogue change builds a new ``Catalogue`` and with it an empty cache, so a
@@ -82,17 +82,17 @@ class MaskCache:
 
     def __init__(self, size: int = 128) -> None:
         self.size = size
-        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: bytes) -> np.ndarray | None:
         with self._lock:
             mask = self._masks.get(key)
             if mask is not None:
                 self._masks.move_to_end(key)
             return mask
 
-    def put(self, key: str, mask: np.ndarray) -> None:
+    def put(self, key: bytes, mask: np.ndarray) -> None:
         mask.flags.writeable = False
         with self._lock:
             self._masks[key] = mask

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from recstack.errors import InvalidRequestError
 from recstack.serving.engine.catalogue import Catalogue, value_key
@@ -29,20 +30,40 @@ RANGE_OPS = ("gt", "gte", "lt", "lte")
 
 
 def parse_filter(text: str | None) -> dict[str, Any] | None:
-    """The GET form of a filter: URL-decoded JSON text -> dict (422 if it is not an object)."""
+    """The GET form of a filter: URL-decoded JSON text -> dict (422 if it is not an object).
+
+    ``NaN`` and ``Infinity`` are refused, as in a JSON body: they are not JSON, and a mask's
+    cache key would write NaN as null.
+
+    >>> parse_filter('{"year": {"gte": NaN}}')
+    Traceback (most recent call last):
+    recstack.errors.InvalidRequestError: filter is not valid JSON: NaN is not a JSON number
+    """
     if text is None or not text.strip():
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"filter is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    except _NotANumber as exc:
+        raise InvalidRequestError(
+            f"filter is not valid JSON: {exc.args[0]} is not a JSON number"
         ) from None
     if value is not None and not isinstance(value, dict):
         raise InvalidRequestError(
             'filter must be a JSON object, e.g. {"genres": {"in": ["Action"]}}'
         )
     return value
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _not_a_number(name: str) -> Any:
+    raise _NotANumber(name)
 
 
 def canonical_filter(spec: dict[str, Any] | None) -> str:
@@ -57,8 +78,8 @@ def filter_mask(spec: dict[str, Any] | None, catalogue: Catalogue) -> np.ndarray
     cannot express (only possible from Python callers) are compiled without the cache.
     """
     try:
-        key = json.dumps(spec or {}, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
+        key = orjson.dumps(spec or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError: a value JSON cannot hold
         return compile_filter(spec, catalogue)
     mask = catalogue.masks.get(key)
     if mask is None:

@@ -26,8 +26,8 @@ from recstack.serving.api.params import (
     filter_from_query,
     filter_query_parameter,
     parse_options,
+    query_options,
     query_parameters,
-    query_values,
 )
 from recstack.serving.api.schemas import (
     MAX_ID_LENGTH,
@@ -116,7 +116,7 @@ async def serve_recommendations(request: Request) -> Response:
 
 async def _options(request: Request) -> RecommendationRequest:
     if request.method == "GET":
-        return parse_options(query_values(request.query_params), "query")
+        return query_options(request.scope["query_string"], lambda: request.query_params)
     raw = await request.body()
     if not raw.strip():
         return parse_options({}, "body")
