@@ -168,8 +168,8 @@ def query_options(query_string: bytes, query: Callable[[], Any]) -> Recommendati
     """``parse_options`` of a GET query, remembered by its raw text: a client's widget sends
     the same parameters with every request, and reading them (URL decoding, the filter's
     JSON) cost about a tenth of a recommendation. ``query`` returns the request's
-    ``QueryParams``; it is called only when the text is new; invalid queries raise every time (only valid ones are
-    kept), and the oldest entry goes once ``QUERY_MEMO_SIZE`` are held.
+    ``QueryParams`` and is called only for a new text. Invalid queries raise every time (only
+    valid ones are kept); the oldest entry goes once ``QUERY_MEMO_SIZE`` are held.
 
     >>> from starlette.datastructures import QueryParams
     >>> first = query_options(b"k=5", lambda: QueryParams(b"k=5"))

@@ -73,7 +73,7 @@ class AttributeColumn:
 
 
 class MaskCache:
-    """The most recently used compiled filter masks of one catalogue, by filter JSON (sorted keys).
+    """The most recently used compiled filter masks of one catalogue, by the filter's JSON.
 
     Masks are stored read-only (callers copy before editing), so concurrent requests share
     them safely. A catalogue change builds a new ``Catalogue`` and with it an empty cache, so a
