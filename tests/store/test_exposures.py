@@ -82,6 +82,19 @@ def test_latest_showing_finds_each_pairs_newest_list_in_the_window(store):
     )
 
 
+def test_latest_showing_takes_repeated_pairs_and_more_pairs_than_one_query(store):
+    lists = [exposure(f"r{u}", f"u{u}", "a", 10.0 + u, items=("i1", "i2")) for u in range(1200)]
+    store.exposures.add_exposures([*lists, exposure("later", "u7", "a", 5000.0, items=("i2",))])
+    pairs = [(f"u{u}", item) for u in range(1200) for item in ("i1", "i2", "i3")]
+    found = store.exposures.latest_showing([*pairs, ("u7", "i1"), ("u7", "i1")], since=0.0)
+    assert len(found) == 2400  # every user's i1 and i2, no i3, each pair once
+    assert found[("u1199", "i1")]["recommendation_id"] == "r1199"
+    assert found[("u7", "i2")]["recommendation_id"] == "later"  # the newer list wins
+    assert found[("u7", "i1")]["recommendation_id"] == "r7"
+    assert found[("u3", "i1")]["items"] == found[("u3", "i2")]["items"]
+    assert found[("u3", "i2")]["served_at"] == 13.0 and found[("u3", "i2")]["arm"] == "a"
+
+
 def test_user_metrics_agree_with_a_hand_count(store):
     store.exposures.add_exposures(
         [

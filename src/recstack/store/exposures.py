@@ -111,46 +111,43 @@ class ExposureStore:
         outside experiments are left out: no analysis reads their outcomes, and the per-user
         index holds only experiment lists.
 
-        A user's lists are read newest first as stored JSON text and only one naming a wanted
-        item is decoded: while an experiment runs, every event posted without a
-        ``recommendation_id`` asks this, and a user's day of lists then costs a substring test
-        each instead of a JSON parse each. The query runs on the driver's cursor: building and
-        caching a SQLAlchemy statement cost more than the indexed read itself.
+        While an experiment runs, every event posted without a ``recommendation_id`` asks
+        this, and most such events are of items no list showed: the database tests each of the
+        user's lists in the window for the item's JSON text and returns only the newest list
+        that names it, so a user with hundreds of lists a day costs a scan inside the database,
+        not hundreds of rows carried to Python. The query runs on the driver's cursor: building
+        and caching a SQLAlchemy statement cost more than the indexed read itself.
         """
-        wanted: dict[str, dict[str, tuple[str, str]]] = {}
-        for user, item in pairs:
-            quoted = orjson.dumps(item).decode()
-            wanted.setdefault(user, {})[item] = (f'"item_id":{quoted}', f'"item_id": {quoted}')
+        wanted = list(dict.fromkeys(pairs))
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        users = list(wanted)
+        decoded: dict[str, list[Any]] = {}  # items of each list found, decoded once
         sqlite = self.engine.dialect.name == "sqlite"
         with read_transaction(self.engine) as conn:
             cursor = driver_connection(conn).cursor()
-            for start in range(0, len(users), LOOKUP_CHUNK):
-                chunk = users[start : start + LOOKUP_CHUNK]
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start : start + LOOKUP_CHUNK]
+                needles = [_item_needles(item) for _, item in chunk]
                 if sqlite:
-                    marks = ", ".join("?" * len(chunk))
-                    cursor.execute(
-                        _LATEST_LISTS.format(users=f"IN ({marks})", p="?"), (*chunk, since)
-                    )
+                    values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                    params = [
+                        v for (u, i), n in zip(chunk, needles, strict=True) for v in (u, i, *n)
+                    ]
+                    cursor.execute(_LATEST_SHOWING_SQLITE.format(values=values), (*params, since))
                 else:
-                    cursor.execute(_LATEST_LISTS.format(users="= ANY(%s)", p="%s"), (chunk, since))
-                for rid, user, served_at, experiment, arm, text in cursor.fetchall():
-                    items = wanted[user]
-                    shown = [i for i, (a, b) in items.items() if a in text or b in text]
-                    if not shown:
-                        continue
-                    exposure = {
+                    columns = [list(c) for c in zip(*chunk, strict=True)]
+                    columns += [list(c) for c in zip(*needles, strict=True)]
+                    cursor.execute(_LATEST_SHOWING_POSTGRES, (*columns, since))
+                for user, item, rid, served_at, experiment, arm, text in cursor.fetchall():
+                    if rid not in decoded:
+                        decoded[rid] = orjson.loads(text)
+                    found[(user, item)] = {
                         "recommendation_id": rid,
                         "user_id": user,
                         "served_at": served_at,
                         "experiment": experiment,
                         "arm": arm,
-                        "items": orjson.loads(text),
+                        "items": decoded[rid],
                     }
-                    for item in shown:
-                        found[(user, item)] = exposure
-                        del items[item]
         return found
 
     def count(self, experiment: str | None = None) -> int:
@@ -396,14 +393,40 @@ _ADD_EXPOSURES_POSTGRES = f"""
 """
 
 
-# A user's lists in experiments since a time, newest first, items as the stored JSON text
-# (read through ix_exposures_user_served); ``users`` and ``p`` are the dialect's placeholders.
-_LATEST_LISTS = """
-    SELECT recommendation_id, user_id, served_at, experiment, arm, CAST(items AS TEXT)
-    FROM exposures
-    WHERE user_id {users} AND served_at >= {p} AND experiment IS NOT NULL
-    ORDER BY served_at DESC
+# Per wanted (user, item, needle, needle): the newest of the user's experiment lists since a
+# time whose stored JSON text names the item, read through ix_exposures_user_served. SQLite
+# takes the other columns of a max() row from that row; PostgreSQL keeps the first row of each
+# pair in served_at order.
+_LATEST_SHOWING_SQLITE = """
+    WITH wanted(user_id, item_id, n1, n2) AS (VALUES {values})
+    SELECT w.user_id, w.item_id, e.recommendation_id, max(e.served_at), e.experiment, e.arm,
+        CAST(e.items AS TEXT)
+    FROM wanted AS w JOIN exposures AS e ON e.user_id = w.user_id
+    WHERE e.served_at >= ? AND e.experiment IS NOT NULL
+        AND (instr(e.items, w.n1) > 0 OR instr(e.items, w.n2) > 0)
+    GROUP BY w.user_id, w.item_id
 """
+_LATEST_SHOWING_POSTGRES = """
+    SELECT DISTINCT ON (w.user_id, w.item_id) w.user_id, w.item_id, e.recommendation_id,
+        e.served_at, e.experiment, e.arm, e.items::text
+    FROM unnest(%s::varchar[], %s::varchar[], %s::text[], %s::text[]) AS w(user_id, item_id, n1, n2)
+    JOIN exposures AS e ON e.user_id = w.user_id
+    WHERE e.served_at >= %s AND e.experiment IS NOT NULL
+        AND (strpos(e.items::text, w.n1) > 0 OR strpos(e.items::text, w.n2) > 0)
+    ORDER BY w.user_id, w.item_id, e.served_at DESC
+"""
+
+
+def _item_needles(item: str) -> tuple[str, str]:
+    """The text an item's entry starts with in a stored list, as orjson writes it and as a
+    JSON column may (a space after the colon); the quotes keep "i1" from matching "i10".
+
+    >>> _item_needles("i1")
+    ('"item_id":"i1"', '"item_id": "i1"')
+    """
+    quoted = orjson.dumps(item).decode()
+    return f'"item_id":{quoted}', f'"item_id": {quoted}'
+
 
 _EXPERIMENT = EXPOSURE_COLUMNS.index("experiment")
 
