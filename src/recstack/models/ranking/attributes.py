@@ -10,7 +10,8 @@ Single-valued string attributes (``topic``, ``subtopic``, ``level``) are also ke
 per-item codes (``MAX_KEYS`` keys, each with at most half as many values as items): the
 reranker reads the share of a user's history with the candidate's value, which the capped,
 pooled token cosine blurs when a key has more values than ``MAX_TOKENS`` or several keys
-mix.
+mix. Pairs of keys (topic and level: a shelf) are kept as codes too when their joint values
+still repeat.
 """
 
 from __future__ import annotations
@@ -101,3 +102,36 @@ def attribute_columns(dataset: Dataset) -> tuple[sp.csr_matrix, list[str], np.nd
         else np.zeros((n, 0), dtype=np.float32)
     )
     return tokens, kept, values.astype(np.float32), common
+
+
+def paired_codes(codes: np.ndarray) -> np.ndarray:
+    """``codes`` with one more column per pair of keys: the pair's joint value (-1 where an
+    item lacks either), kept when values still repeat (at most half as many as items) and the
+    pair says more than either key alone.
+
+    A topic and a level each say something; the course a learner picks is drawn from one
+    (topic, level) shelf, which the reranker sees only as the share of the history on that
+    shelf and the item's share of that shelf's events.
+
+    >>> codes = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [-1, 0]] * 2)
+    >>> paired_codes(codes)[:5].tolist()
+    [[0, 0, 0], [0, 1, 1], [1, 0, 2], [1, 1, 3], [-1, 0, -1]]
+    >>> paired_codes(codes[:, [0, 0]]).shape  # a pair that says no more than one key: dropped
+    (10, 2)
+    """
+    n, k = codes.shape
+    columns = [codes]
+    for a in range(k):
+        for b in range(a + 1, k):
+            ok = (codes[:, a] >= 0) & (codes[:, b] >= 0)
+            joint = np.full(n, -1, dtype=np.int64)
+            width = int(codes[:, b].max(initial=-1)) + 1
+            joint[ok] = codes[ok, a].astype(np.int64) * width + codes[ok, b]
+            distinct = np.unique(joint[ok])
+            alone = max(len(np.unique(codes[ok, a])), len(np.unique(codes[ok, b])))
+            if not alone < len(distinct) <= n // 2:
+                continue
+            dense = np.full(n, -1, dtype=np.int32)
+            dense[ok] = np.searchsorted(distinct, joint[ok])
+            columns.append(dense[:, None])
+    return np.concatenate(columns, axis=1).astype(np.int32)

@@ -4,8 +4,8 @@
 percentile, so it means the same on 80% and on 100% of the data), time-decayed recent
 popularity, mean weight (the rating under rating weighting) and count, age, attribute tokens
 (genres, topic, level: every string or list attribute as ``key=value`` tokens) and numeric
-attributes (difficulty, duration, year), each single-valued string attribute as a code with the
-item's share of its value's events, item-item co-occurrence neighbours, and per training user
+attributes (difficulty, duration, year), each single-valued string attribute and each pair of
+them (``paired_codes``) as a code with the item's share of its value's events, item-item co-occurrence neighbours, and per training user
 their recency and last items.
 
 ``pair_features`` then builds one row per candidate from the *history passed in* — the live
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recstack.data.dataset import Dataset
-from recstack.models.ranking.attributes import attribute_codes, attribute_columns
+from recstack.models.ranking.attributes import attribute_codes, attribute_columns, paired_codes
 from recstack.models.ranking.candidates import Candidates
 from recstack.models.similarity import cosine_topk
 
@@ -102,7 +102,7 @@ class ItemSpace:
             [percentile_rank(pop), percentile_rank(recent), np.log1p(count), mean_w, age]
         ).astype(np.float32)
         tokens, _, numeric, _ = attribute_columns(dataset)
-        codes, _ = attribute_codes(dataset)
+        codes = paired_codes(attribute_codes(dataset)[0])
         last_ts = np.full(dataset.n_users, -np.inf)
         np.maximum.at(last_ts, dataset.user_idx, dataset.timestamp.astype(np.float64))
         last_ts = np.where(np.isfinite(last_ts), last_ts, end)
