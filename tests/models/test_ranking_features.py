@@ -9,7 +9,12 @@ import scipy.sparse as sp
 from recstack.data.dataset import Dataset
 from recstack.models.ranking.anchor import monotone_constraints
 from recstack.models.ranking.attributes import MAX_KEYS, attribute_codes, paired_codes
-from recstack.models.ranking.features import neighbour_overlap, value_shares
+from recstack.models.ranking.features import (
+    SHARE_PRIOR,
+    code_widths,
+    neighbour_overlap,
+    value_shares,
+)
 from recstack.testing.data import planted_frame
 
 
@@ -100,10 +105,16 @@ def test_history_shares_count_the_candidates_value_in_each_row():
     # row 0 holds items 0, 1, 2; row 1 holds item 3
     hist, row_of = np.array([0, 1, 2, 3]), np.array([0, 0, 0, 1])
     rows, items = np.array([0, 0, 1]), np.array([3, 2, 0])
-    shares = value_shares(codes, hist, row_of, np.array([3.0, 1.0]), rows, items)
-    np.testing.assert_allclose(shares[0], [1 / 3, np.nan])  # item 3: key 1 absent
-    np.testing.assert_allclose(shares[1], [1 / 3, 2 / 3])
-    np.testing.assert_allclose(shares[2], [0.0, 0.0])  # row 1 has key 0 = 1 only
+    args = (codes, hist, row_of, np.array([3.0, 1.0]), rows, items)
+    raw = value_shares(*args, prior=0.0)
+    np.testing.assert_allclose(raw[0], [1 / 3, np.nan])  # item 3: key 1 absent
+    np.testing.assert_allclose(raw[1], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(raw[2], [0.0, 0.0])  # row 1 has key 0 = 1 only
+    # one pseudo-item spread over each key's two values: (same + 1/2) / (history + 1)
+    smoothed = value_shares(*args)
+    np.testing.assert_allclose(smoothed[0], [1.5 / 4, np.nan])
+    np.testing.assert_allclose(smoothed[1], [1.5 / 4, 2.5 / 4])
+    np.testing.assert_allclose(smoothed[2], [0.5 / 2, 0.5 / 2])
 
 
 def test_history_shares_of_one_row_equal_those_of_a_batch():
@@ -124,5 +135,6 @@ def test_history_shares_of_one_row_equal_those_of_a_batch():
         items,
     )
     np.testing.assert_array_equal(one, batch)
-    want = (codes[history][None, :, :] == codes[items][:, None, :]).sum(axis=1) / 12
+    same = (codes[history][None, :, :] == codes[items][:, None, :]).sum(axis=1)
+    want = (same + SHARE_PRIOR / code_widths(codes)) / (12 + SHARE_PRIOR)
     np.testing.assert_allclose(one, np.where(codes[items] >= 0, want, np.nan), rtol=1e-6)

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from recstack.errors import ConfigError
 from recstack.models.ranking.candidates import candidate_recall
-from recstack.models.ranking.features import feature_names
+from recstack.models.ranking.features import SHARE_PRIOR, feature_names
 from recstack.testing.contract import holdout_split
 from recstack.testing.data import planted_dataset
 
@@ -261,7 +261,7 @@ def test_topic_keys_become_history_and_item_shares_that_follow_the_history():
     longer = h.copy().tolil()
     longer[0, pick] = 1.0
     _, after = model.rank_features(sp.csr_matrix(longer), np.array([0]), cands)
-    n = h.nnz
+    n = h.nnz + SHARE_PRIOR  # (same + prior / values) / (history + prior)
     grown, shrunk = after[is_same, col], after[~is_same, col]
     np.testing.assert_allclose(grown, (before[is_same, col] * n + 1) / (n + 1), rtol=1e-5)
     np.testing.assert_allclose(shrunk, before[~is_same, col] * n / (n + 1), rtol=1e-5)

@@ -34,6 +34,7 @@ DAY = 86_400.0
 NEIGHBOURS = 50  # co-occurrence neighbours kept per item
 LAST_ITEMS = 3
 CONTEXT_BUCKETS = 1024
+SHARE_PRIOR = 1.0  # pseudo-items smoothing a history's share of an attribute value
 
 
 def percentile_rank(values: np.ndarray) -> np.ndarray:
@@ -293,22 +294,32 @@ def value_shares(
     rows: np.ndarray,
     items: np.ndarray,
     widths: np.ndarray | None = None,
+    prior: float = SHARE_PRIOR,
 ) -> np.ndarray:
     """Per candidate and attribute key: the share of its row's history whose value of the key
-    is the candidate's (NaN when the candidate has no value, 0 for an empty history).
+    is the candidate's (NaN when the candidate has no value), smoothed by ``prior`` pseudo-items
+    spread evenly over the key's values: ``(same + prior / values) / (history + prior)``.
+
+    The smoothing tells one item in a topic out of one (0.5 below) from ten out of ten (0.95),
+    and an empty history gets the even share, not 0. On the synthetic data it gave 1.105x the
+    best retriever on seed 42 against 1.098x unsmoothed (1.162 / 1.134 against 1.165 / 1.135 on
+    seeds 43 / 44; 3 pseudo-items: 1.088).
 
     >>> codes = np.array([[0], [1], [0], [-1]])  # items 0 and 2 share a value, 3 has none
-    >>> shares = value_shares(codes, np.array([0, 1, 0]), np.array([0, 0, 1]),
-    ...                       np.array([2.0, 1.0]), np.array([0, 0, 1, 1]), np.array([2, 3, 2, 1]))
-    >>> shares[:, 0].round(2).tolist()
+    >>> args = (codes, np.array([0, 1, 0]), np.array([0, 0, 1]), np.array([2.0, 1.0]),
+    ...         np.array([0, 0, 1, 1]), np.array([2, 3, 2, 1]))
+    >>> value_shares(*args, prior=0.0)[:, 0].round(2).tolist()
     [0.5, nan, 1.0, 0.0]
+    >>> value_shares(*args)[:, 0].round(2).tolist()  # (1 + 1/2) / (2 + 1), ..., (0 + 1/2) / 2
+    [0.5, nan, 0.75, 0.25]
 
     ``widths`` (each key's largest code + 1) may be passed in: finding it reads every item.
     """
     if widths is None:
         widths = code_widths(codes)
     out = np.zeros((len(items), codes.shape[1]), dtype=np.float32)
-    denom = np.maximum(activity, 1.0)[rows]
+    denom = np.asarray(activity, dtype=np.float64)[rows] + prior
+    denom = np.where(denom > 0, denom, 1.0)
     one_row = len(activity) == 1  # a served request: a count per value, no keys to sort
     for j in range(codes.shape[1]):
         col = codes[:, j]
@@ -328,7 +339,8 @@ def value_shares(
             if len(keys):
                 at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
                 same = np.where(keys[at] == wanted, counts[at], 0)
-        out[:, j] = np.where(mine >= 0, same / denom, np.nan)
+        even = prior / max(width, 1)
+        out[:, j] = np.where(mine >= 0, (same + even) / denom, np.nan)
     return out
 
 
