@@ -65,6 +65,8 @@ class TwoStageRecommender(Recommender):
 
     name: ClassVar[str] = "two_stage"
     config_class: ClassVar[type[ModelConfig]] = TwoStageConfig
+    # per call, not per user: 2.9 ms for one user, 1.1 ms each for 16 (the 25M set)
+    batch_serving: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -36,10 +36,17 @@ from recstack.data.weights import EventWeighting
 from recstack.errors import NotFoundError
 from recstack.models.base import FactorRecommender, Recommender
 from recstack.models.protocols import TextSearchable
+from recstack.serving.engine.batch import (
+    Prefetched,
+    PrefetchedTops,
+    batches_well,
+    exclusion_rows,
+    stacked_rows,
+)
 from recstack.serving.engine.blend import interleave
 from recstack.serving.engine.catalogue import Catalogue
 from recstack.serving.engine.discovery import DiscoveryMixin, fixed_lists
-from recstack.serving.engine.filters import filter_mask
+from recstack.serving.engine.filters import canonical_filter, filter_mask
 from recstack.serving.engine.histories import UserHistories
 from recstack.serving.engine.item_state import (
     ItemState,
@@ -93,6 +100,7 @@ class Engine(DiscoveryMixin):
         self.history_since = history_since
         self._write_lock = threading.Lock()
         self._folded: dict[tuple[str, int], tuple[object, Any, np.ndarray]] = {}
+        self._prefetched = PrefetchedTops()
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -304,7 +312,11 @@ class Engine(DiscoveryMixin):
         history = WarmHistory(hist_items, hist_weights, st.positions)
         by_model = model_user >= 0 or len(history) > 0
         if by_model:
-            warm = self._model_top(st, (user_id, version), history, model_user, mask, k)
+            warm = None
+            if exclude_seen and not exclude and self._prefetched:
+                warm = self._prefetched.take(user_id, st, version, k, canonical_filter(filter))
+            if warm is None:
+                warm = self._model_top(st, (user_id, version), history, model_user, mask, k)
         else:  # only items the model never saw: popular warm items, content-ranked cold ones
             warm = self._popular(cat, st.positions.warm_part(mask), k)
         if st.positions.has_cold(cat.n_items):
@@ -323,6 +335,47 @@ class Engine(DiscoveryMixin):
                 else:
                     item.explanation = []
         return Recommendations(items, cold_start, "model" if by_model else "popularity")
+
+    def batches(self, slot: str | None = None) -> bool:
+        """Whether the slot's model scores several users faster together (``engine.batch``)."""
+        return batches_well(self._state(slot).model)
+
+    def prefetch(
+        self, user_ids: Sequence[str], k: int, filter: dict[str, Any] | None, slot: str | None
+    ) -> int:
+        """Score these users' top ``k`` (seen items excluded, ``filter`` applied) in one model
+        call, for their requests to take (``engine.batch``); only for a model that scores
+        users together faster. Returns how many lists were scored (0 below two users)."""
+        st = self._state(slot)
+        model = st.model
+        if model is None or not batches_well(model):
+            return 0
+        rows = []
+        for user_id in dict.fromkeys(user_ids):
+            hist_items, hist_weights, version = self.histories.versioned_row(user_id)
+            model_user = self._model_user(user_id, st)
+            if model_user < 0 and (len(hist_items) == 0 or fixed_lists(model)):
+                continue  # popularity: nothing to score
+            history = WarmHistory(hist_items, hist_weights, st.positions)
+            if model_user >= 0 or len(history) > 0:
+                rows.append((user_id, version, history.csr, model_user))
+        if len(rows) < 2:
+            return 0
+        mask = st.positions.model_mask(filter_mask(filter, st.catalogue))
+        idx, val = model.recommend(
+            stacked_rows([r[2] for r in rows], st.n_model),
+            k,
+            users=np.array([r[3] for r in rows], dtype=np.int64),
+            exclude_seen=False,
+            exclude=exclusion_rows([r[2] for r in rows], st.n_model),
+            item_mask=mask,
+        )
+        key = canonical_filter(filter)
+        for (user_id, version, _, _), i, v in zip(rows, idx, val, strict=True):
+            keep = i >= 0
+            top = Prefetched(st, version, k, key, st.positions.to_engine(i[keep]), v[keep])
+            self._prefetched.put(user_id, top)
+        return len(rows)
 
     def _model_top(
         self,

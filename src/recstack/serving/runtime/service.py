@@ -52,19 +52,7 @@ def recommendations(
     live = state.live
     engine = live.engine
     info = engine.slot_info(req.slot)
-    variant = None
-    if state.cache.ttl > 0:
-        variant = variant_key(
-            info.name,
-            info.version,
-            info.registered_name,
-            req.k,
-            req.exclude_seen,
-            sorted(req.exclude),
-            canonical_filter(req.filter),
-            req.explain,
-            req.slot,
-        )
+    variant = _variant(state, info, req)
     generation, cached = _lookup(state, user_id, variant)
     if cached is not None:
         state.metrics.cache_hits.inc()
@@ -93,6 +81,44 @@ def recommendations(
         except Exception:  # noqa: BLE001 - a cache outage must not fail the request
             log.exception("cache store failed")
     return {**body, "request_id": request_id}
+
+
+def prefetch_recommendations(
+    state: AppState, requests: Sequence[tuple[str, RecommendationRequest]]
+) -> int:
+    """Score together the model lists of requests about to be served (same slot, ``k`` and
+    filter; see ``engine.batch``), skipping users whose response is cached. Returns how many
+    lists were scored."""
+    live = state.live
+    engine = live.engine
+    user_ids = []
+    for user_id, req in requests:
+        variant = _variant(state, engine.slot_info(req.slot), req)
+        generation, cached = _lookup(state, user_id, variant)
+        if cached is None:
+            sync_user(state, live, user_id, generation)  # score the history the request reads
+            user_ids.append(user_id)
+    if len(user_ids) < 2:
+        return 0
+    first = requests[0][1]
+    return engine.prefetch(user_ids, first.k, first.filter, first.slot)
+
+
+def _variant(state: AppState, info: Any, req: RecommendationRequest) -> str | None:
+    """The response cache's key of a request's options (None with the cache off)."""
+    if state.cache.ttl <= 0:
+        return None
+    return variant_key(
+        info.name,
+        info.version,
+        info.registered_name,
+        req.k,
+        req.exclude_seen,
+        sorted(req.exclude),
+        canonical_filter(req.filter),
+        req.explain,
+        req.slot,
+    )
 
 
 def _item_body(item: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from recstack.serving.api.schemas import (
 )
 from recstack.serving.engine.request import RecommendationRequest
 from recstack.serving.runtime.arms import recommend_for
+from recstack.serving.runtime.batching import batcher_of
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
@@ -172,11 +173,16 @@ async def _serve(request: Request, user_id: str, req: RecommendationRequest) -> 
     """Compute on the event loop when everything is in memory: the usual request is about a
     millisecond of numpy, cheaper than a hop to the thread pool. With Redis (a network round
     trip per request) or explanations (a solve per item) the work goes to the thread pool, so
-    a slow call never stalls the other requests of this worker."""
+    a slow call never stalls the other requests of this worker. A model that scores users
+    faster together (``two_stage``) scores the requests of one loop turn in one call
+    (``runtime.batching``)."""
     state, request_id = request.app.state.recstack, request_id_of(request)
     if req.explain or state.settings.redis_url:
         body = await run_in_threadpool(recommend_for, state, user_id, req, request_id)
     else:
+        batcher = batcher_of(state)
+        if batcher.takes(req):  # score with the requests that arrived with this one
+            await batcher.turn(user_id, req)
         body = recommend_for(state, user_id, req, request_id)
     note_served_by(request, body)
     return body

@@ -1,0 +1,124 @@
+"""Micro-batching: requests scored together get the lists they would have got alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+
+from recstack.serving.engine.batch import PrefetchedTops, batches_well
+from recstack.serving.engine.core import Engine
+from recstack.serving.runtime.batching import batcher_of
+
+FILTER = {"difficulty": {"in": [0, 1]}}
+USERS = [f"u{j}" for j in range(0, 60, 3)]
+
+
+@pytest.fixture(scope="module")
+def two_stage_model(planted_ds):
+    pytest.importorskip("lightgbm")
+    from recstack.models.ranking.two_stage import TwoStageRecommender
+
+    model = TwoStageRecommender(
+        retrievers="ease,itemknn,popularity", candidates=30, rounds=30, folds=1, bags=1
+    )
+    return model.fit(planted_ds)
+
+
+@pytest.fixture
+def engine(planted_ds, two_stage_model) -> Engine:
+    return Engine.from_dataset(planted_ds, two_stage_model)
+
+
+def lists(engine: Engine, users: list[str], **options) -> list[list[tuple[str, float]]]:
+    return [
+        [(item.item_id, item.score) for item in engine.recommend(u, 10, **options).items]
+        for u in users
+    ]
+
+
+def assert_same(got: list, want: list) -> None:
+    for g, w in zip(got, want, strict=True):
+        assert [i for i, _ in g] == [i for i, _ in w]
+        np.testing.assert_allclose([s for _, s in g], [s for _, s in w], rtol=1e-5)
+
+
+def test_only_models_that_ask_for_it_are_batched(engine, als_model):
+    assert batches_well(engine.model) and engine.batches()
+    assert not batches_well(als_model) and not batches_well(None)
+
+
+def test_prefetched_lists_equal_the_lists_scored_one_by_one(engine):
+    for options in ({}, {"filter": FILTER}):
+        alone = lists(engine, USERS, **options)
+        scored = engine.prefetch([*USERS, USERS[0]], 10, options.get("filter"), None)
+        assert scored == len(USERS)  # each user once
+        assert len(engine._prefetched) == len(USERS)
+        assert_same(lists(engine, USERS, **options), alone)
+        assert len(engine._prefetched) == 0  # every list taken once
+
+
+def test_a_prefetched_list_is_not_served_to_another_request_or_after_an_event(engine):
+    user = USERS[1]
+    engine.prefetch(USERS, 10, FILTER, None)
+    plain = engine.recommend(user, 10)  # no filter: scores alone, the filtered list is dropped
+    assert len(engine._prefetched) == len(USERS) - 1
+    assert_same(lists(engine, [user]), [[(i.item_id, i.score) for i in plain.items]])
+    engine.prefetch(USERS, 10, None, None)
+    top = engine._prefetched._tops[user].positions[0]
+    best = engine.catalogue.ids.ids[top]  # the prefetched list's first item
+    engine.apply_events([user], [best], ["complete"], [None])
+    after = lists(engine, [user])  # the history changed: scored again, without that item
+    assert best not in [i for i, _ in after[0]]
+    assert_same(after, lists(engine, [user]))
+
+
+def test_prefetch_scores_nothing_for_one_user_or_cold_users(engine):
+    assert engine.prefetch([USERS[0]], 10, None, None) == 0
+    assert engine.prefetch(["nobody", "stranger"], 10, None, None) == 0
+    assert len(engine._prefetched) == 0
+
+
+def test_prefetched_tops_forget_when_full():
+    from recstack.serving.engine import batch
+
+    tops = PrefetchedTops()
+    top = batch.Prefetched(None, 1, 10, "{}", np.arange(3), np.zeros(3))  # type: ignore[arg-type]
+    for j in range(batch.MAX_PREFETCHED):
+        tops.put(f"u{j}", top)
+    tops.put("last", top)
+    assert len(tops) == 1 and tops.take("last", None, 1, 10, "{}") is not None  # type: ignore[arg-type]
+
+
+def test_concurrent_requests_through_the_app_are_scored_in_one_call(serve, two_stage_model):
+    with serve(two_stage_model, cache_ttl_seconds=0) as served:
+        params = {"k": 10, "filter": '{"difficulty": {"in": [0, 1]}}'}
+        alone = [served.recommend(u, **params)["items"] for u in USERS]
+        batcher = batcher_of(served.state)
+        assert batcher.batched == 0  # one request at a time: never batched
+
+        async def together() -> list[dict]:
+            transport = httpx.ASGITransport(app=served.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                responses = await asyncio.gather(
+                    *(
+                        client.get(
+                            f"/v1/users/{u}/recommendations",
+                            params=params,
+                            headers=served.headers(),
+                        )
+                        for u in USERS
+                    )
+                )
+            assert all(r.status_code == 200 for r in responses)
+            return [r.json()["items"] for r in responses]
+
+        batched = asyncio.run(together())
+        assert batcher.batched >= 2
+        for got, want in zip(batched, alone, strict=True):
+            assert [i["item_id"] for i in got] == [i["item_id"] for i in want]
+            np.testing.assert_allclose(
+                [i["score"] for i in got], [i["score"] for i in want], rtol=1e-5
+            )
