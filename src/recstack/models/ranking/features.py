@@ -5,8 +5,8 @@ percentile, so it means the same on 80% and on 100% of the data), time-decayed r
 popularity, mean weight (the rating under rating weighting) and count, age, attribute tokens
 (genres, topic, level: every string or list attribute as ``key=value`` tokens) and numeric
 attributes (difficulty, duration, year), each single-valued string attribute and each pair of
-them (``paired_codes``) as a code with the item's share of its value's events, item-item co-occurrence neighbours, and per training user
-their recency and last items.
+them (``paired_codes``) as a code with the item's share of its value's events, item-item
+co-occurrence neighbours, and per training user their recency and last items.
 
 ``pair_features`` then builds one row per candidate from the *history passed in* — the live
 row in serving — so an event posted a moment ago changes activity, rating mean and spread,

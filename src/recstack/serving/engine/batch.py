@@ -80,7 +80,7 @@ def exclusion_rows(histories: list[sp.csr_matrix], n_model: int) -> sp.csr_matri
 
 
 def stacked_rows(histories: list[sp.csr_matrix], n_model: int) -> sp.csr_matrix:
-    """One-row CSRs stacked, explicit zeros kept (``sp.vstack`` would keep them too, slower)."""
+    """One-row CSRs stacked into one ``(len(histories), n_model)`` CSR, explicit zeros kept."""
     counts = np.fromiter((h.indptr[-1] for h in histories), dtype=np.int64, count=len(histories))
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     data = [np.asarray(h.data[: h.indptr[-1]], dtype=np.float32) for h in histories]
