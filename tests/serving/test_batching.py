@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from recstack.serving.engine.batch import PrefetchedTops, batches_well
 from recstack.serving.engine.core import Engine
-from recstack.serving.runtime.batching import batcher_of
 
 FILTER = {"difficulty": {"in": [0, 1]}}
 USERS = [f"u{j}" for j in range(0, 60, 3)]
@@ -92,12 +92,23 @@ def test_prefetched_tops_forget_when_full():
     assert len(tops) == 1 and tops.take("last", None, 1, 10, "{}") is not None  # type: ignore[arg-type]
 
 
+def batched_lists(served) -> float:
+    """``recstack_batched_lists_total`` as ``/metrics`` reports it."""
+    text = served.client.get("/metrics").text
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "recstack_batched_lists_total"
+    ]
+    return sum(found)
+
+
 def test_concurrent_requests_through_the_app_are_scored_in_one_call(serve, two_stage_model):
     with serve(two_stage_model, cache_ttl_seconds=0) as served:
         params = {"k": 10, "filter": '{"difficulty": {"in": [0, 1]}}'}
         alone = [served.recommend(u, **params)["items"] for u in USERS]
-        batcher = batcher_of(served.state)
-        assert batcher.batched == 0  # one request at a time: never batched
+        assert batched_lists(served) == 0  # one request at a time: never batched
 
         async def together() -> list[dict]:
             transport = httpx.ASGITransport(app=served.app)
@@ -116,7 +127,7 @@ def test_concurrent_requests_through_the_app_are_scored_in_one_call(serve, two_s
             return [r.json()["items"] for r in responses]
 
         batched = asyncio.run(together())
-        assert batcher.batched >= 2
+        assert batched_lists(served) >= 2
         for got, want in zip(batched, alone, strict=True):
             assert [i["item_id"] for i in got] == [i["item_id"] for i in want]
             np.testing.assert_allclose(

@@ -36,8 +36,6 @@ class RequestBatcher:
         self.state = state
         self._pending: list[tuple[str, RecommendationRequest]] = []
         self._turn: asyncio.Future[None] | None = None
-        self.batches = 0
-        self.batched = 0
 
     def takes(self, req: RecommendationRequest) -> bool:
         """Whether a request can take a batched list: the primary slot batches and the request
@@ -64,8 +62,9 @@ class RequestBatcher:
                 for group in self._groups(pending):
                     for lo in range(0, len(group), MAX_BATCH):
                         scored = prefetch_recommendations(self.state, group[lo : lo + MAX_BATCH])
-                        self.batches += scored > 0
-                        self.batched += scored
+                        if scored:
+                            self.state.metrics.batches.inc()
+                            self.state.metrics.batched_lists.inc(scored)
         except Exception:  # noqa: BLE001 - every request still scores on its own
             log.exception("batched scoring failed")
         finally:

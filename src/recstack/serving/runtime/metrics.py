@@ -8,6 +8,8 @@ Series:
 - ``recstack_model_info{name,version,registered_name}`` 1 for the model being served;
 - ``recstack_events_ingested_total{outcome}`` (``inserted`` / ``duplicate``);
 - ``recstack_cache_hits_total`` / ``recstack_cache_misses_total``;
+- ``recstack_batches_total`` / ``recstack_batched_lists_total``: model calls that scored
+  several requests' lists together, and those lists (``runtime.batching``);
 - ``recstack_engine_reloads_total{outcome}``;
 - ``recstack_exposures_served_total{surface,experiment,arm}``: lists served (and logged);
 - what the store and registry record (jobs, retrain outcomes, drift, stored events, exposures,
@@ -98,6 +100,12 @@ class Metrics:
         )
         self.cache_misses = Counter(
             "recstack_cache_misses", "Recommendation responses computed (cache miss).", registry=reg
+        )
+        self.batches = Counter(
+            "recstack_batches", "Model calls scoring several requests' lists.", registry=reg
+        )
+        self.batched_lists = Counter(
+            "recstack_batched_lists", "Lists scored in batches of requests.", registry=reg
         )
         self.reloads = Counter(
             "recstack_engine_reloads", "Engine reloads by outcome.", ["outcome"], registry=reg
