@@ -133,3 +133,29 @@ def test_concurrent_requests_through_the_app_are_scored_in_one_call(serve, two_s
             np.testing.assert_allclose(
                 [i["score"] for i in got], [i["score"] for i in want], rtol=1e-5
             )
+
+
+def test_a_filter_the_catalogue_cannot_apply_fails_each_request_alone(
+    serve, two_stage_model, caplog
+):
+    with serve(two_stage_model, cache_ttl_seconds=0) as served:
+        bad = {"filter": '{"genres": {"gt": 3}}'}  # genres are strings: no number to compare
+
+        async def together() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=served.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await asyncio.gather(
+                    *(
+                        client.get(
+                            f"/v1/users/{u}/recommendations", params=bad, headers=served.headers()
+                        )
+                        for u in USERS[:5]
+                    )
+                )
+
+        with caplog.at_level("ERROR", logger="recstack.serving"):
+            responses = asyncio.run(together())
+        assert [r.status_code for r in responses] == [422] * 5
+        assert all("genres" in r.json()["error"]["message"] for r in responses)
+        assert not [r for r in caplog.records if "batched scoring failed" in r.getMessage()]
+        assert batched_lists(served) == 0

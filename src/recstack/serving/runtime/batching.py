@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 
+from recstack.errors import RecstackError
 from recstack.serving.engine.filters import canonical_filter
 from recstack.serving.engine.request import RecommendationRequest
 from recstack.serving.runtime.experiments import runtime_of
@@ -61,15 +62,21 @@ class RequestBatcher:
             if len(pending) > 1:
                 for group in self._groups(pending):
                     for lo in range(0, len(group), MAX_BATCH):
-                        scored = prefetch_recommendations(self.state, group[lo : lo + MAX_BATCH])
-                        if scored:
-                            self.state.metrics.batches.inc()
-                            self.state.metrics.batched_lists.inc(scored)
+                        self._score(group[lo : lo + MAX_BATCH])
         except Exception:  # noqa: BLE001 - every request still scores on its own
             log.exception("batched scoring failed")
         finally:
             if done is not None and not done.done():
                 done.set_result(None)
+
+    def _score(self, group: list[tuple[str, RecommendationRequest]]) -> None:
+        try:
+            scored = prefetch_recommendations(self.state, group)
+        except RecstackError:  # e.g. a filter this catalogue cannot apply: each request
+            return  # scores alone and answers with its own 4xx
+        if scored:
+            self.state.metrics.batches.inc()
+            self.state.metrics.batched_lists.inc(scored)
 
     def _groups(
         self, pending: list[tuple[str, RecommendationRequest]]
