@@ -92,16 +92,18 @@ def test_prefetched_tops_forget_when_full():
     assert len(tops) == 1 and tops.take("last", None, 1, 10, "{}") is not None  # type: ignore[arg-type]
 
 
-def batched_lists(served) -> float:
-    """``recstack_batched_lists_total`` as ``/metrics`` reports it."""
-    text = served.client.get("/metrics").text
-    found = [
+def metric(text: str, name: str) -> float:
+    """A counter's value in ``/metrics`` text."""
+    return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "recstack_batched_lists_total"
-    ]
-    return sum(found)
+        if sample.name == name
+    )
+
+
+def batched_lists(served) -> float:
+    return metric(served.client.get("/metrics").text, "recstack_batched_lists_total")
 
 
 def test_concurrent_requests_through_the_app_are_scored_in_one_call(serve, two_stage_model):
@@ -159,3 +161,59 @@ def test_a_filter_the_catalogue_cannot_apply_fails_each_request_alone(
         assert all("genres" in r.json()["error"]["message"] for r in responses)
         assert not [r for r in caplog.records if "batched scoring failed" in r.getMessage()]
         assert batched_lists(served) == 0
+
+
+def test_users_in_an_experiment_arm_are_batched_on_their_arms_slot(
+    tmp_path, planted, fill, two_stage_model
+):
+    from fastapi.testclient import TestClient
+
+    from recstack.registry import ModelRegistry
+    from recstack.serving.api.app import create_app
+    from recstack.settings import Settings
+    from recstack.store import Store
+
+    settings = Settings(home=tmp_path / "home", cache_ttl_seconds=0)
+    settings.ensure_home()
+    store = Store.from_settings(settings)
+    fill(store, planted)
+    registry = ModelRegistry(settings)
+    version = registry.log_model(two_stage_model)
+    registry.promote(settings.model_name, version.version, "champion")
+    keys = {scope: store.create_api_key(scope, scope)[0] for scope in ("read", "admin")}
+    store.close()
+    headers = {scope: {"Authorization": f"Bearer {key}"} for scope, key in keys.items()}
+    arms = [
+        {"name": "control", "model": "champion", "weight": 0.5},
+        {"name": "pop", "model": "popularity", "weight": 0.5},
+    ]
+    with TestClient(create_app(settings)) as client:
+        admin = headers["admin"]
+        created = client.post("/v1/experiments", json={"key": "bx", "arms": arms}, headers=admin)
+        assert created.status_code == 201, created.text
+        assert client.post("/v1/experiments/bx/start", headers=admin).is_success
+        app = client.app
+
+        async def together() -> list[dict]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                responses = await asyncio.gather(
+                    *(
+                        http.get(f"/v1/users/{u}/recommendations", headers=headers["read"])
+                        for u in USERS
+                    )
+                )
+            return [r.json() for r in responses]
+
+        batched = asyncio.run(together())
+        arms_of = {u: body["experiment"]["arm"] for u, body in zip(USERS, batched, strict=True)}
+        control = [u for u in USERS if arms_of[u] == "control"]
+        assert 2 <= len(control) < len(USERS)
+        counted = client.get("/metrics").text
+        assert metric(counted, "recstack_batched_lists_total") == len(control)  # not "pop"
+        for user, body in zip(USERS, batched, strict=True):
+            alone = client.get(f"/v1/users/{user}/recommendations", headers=headers["read"])
+            assert alone.json()["experiment"] == body["experiment"]
+            assert [i["item_id"] for i in body["items"]] == [
+                i["item_id"] for i in alone.json()["items"]
+            ]
