@@ -75,6 +75,12 @@ FOLDED_CACHE_SIZE = (
 NO_HISTORY = sp.csr_matrix((1, 0), dtype=np.float32)  # for models that ignore it (known users)
 
 
+def unscorable(model: Recommender, model_user: int, history_length: int) -> bool:
+    """Whether the model cannot rank for this user: it never learned them and there is no
+    history to fold in, or its lists are fixed per learned user (``fixed_lists``)."""
+    return model_user < 0 and (history_length == 0 or fixed_lists(model))
+
+
 class Engine(DiscoveryMixin):
     """In-memory recommendation state and the operations the HTTP routes call."""
 
@@ -301,8 +307,7 @@ class Engine(DiscoveryMixin):
         cold_start = (
             st.model is None or self.histories.is_forgotten(user_id) or st.model_user(user_id) < 0
         )
-        unscorable = model_user < 0 and (len(hist_items) == 0 or fixed_lists(st.model))
-        if st.model is None or unscorable:
+        if st.model is None or unscorable(st.model, model_user, len(hist_items)):
             idx, val = self._popular(cat, mask, k)
             items = self._scored(cat, idx, val)
             if explain:
@@ -354,7 +359,7 @@ class Engine(DiscoveryMixin):
         for user_id in dict.fromkeys(user_ids):
             hist_items, hist_weights, version = self.histories.versioned_row(user_id)
             model_user = self._model_user(user_id, st)
-            if model_user < 0 and (len(hist_items) == 0 or fixed_lists(model)):
+            if unscorable(model, model_user, len(hist_items)):
                 continue  # popularity: nothing to score
             history = WarmHistory(hist_items, hist_weights, st.positions)
             if model_user >= 0 or len(history) > 0:
